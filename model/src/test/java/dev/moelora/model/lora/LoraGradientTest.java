@@ -82,7 +82,7 @@ class LoraGradientTest {
         TokenBatch batch = tinyBatch();
         INDArray r = random(random, batch.rows(), TINY.hidden());
         for (int t = 0; t < TINY.hidden(); t++) r.putScalar(7, t, 0.0); // the padded row's output is not used
-        encoder.backward(r.mul(1.0).muli(0).addi(r)); // warm-up is not needed; exercise backward before forward's error path below
+        assertThrows(IllegalStateException.class, () -> encoder.backward(r), "backward needs a forward first");
         encoder.forward(batch);
         encoder.backward(r);
         for (Parameter p : Lora.parameters(adapters)) {

@@ -1,0 +1,79 @@
+package dev.moelora.model.train;
+
+import dev.moelora.model.data.Task;
+import dev.moelora.model.optim.AdamW;
+import dev.moelora.model.optim.LrSchedule;
+import dev.moelora.model.optim.Parameter;
+import dev.moelora.model.task.TaskModel;
+import java.util.List;
+
+/**
+ * The single-process training loop: micro-batches from the sampler, gradient accumulation,
+ * global-norm clipping, the learning-rate schedule and AdamW. It reports every step to a
+ * listener and does no I/O of its own.
+ */
+public final class Trainer {
+    /** What one optimizer step did. {@code loss} is the mean over its micro-batches. */
+    public record StepMetrics(int step, int steps, double loss, double lr, double gradNorm, int tokens, double seconds) {}
+
+    public interface Listener {
+        void onStep(StepMetrics metrics);
+    }
+
+    private final TaskModel model;
+    private final List<Parameter> params;
+    private final TrainConfig config;
+    private final AdamW optimizer;
+    private final ExampleSampler sampler;
+    private final LrSchedule schedule;
+    private int step;
+
+    public Trainer(TaskModel model, List<Parameter> params, List<Task> tasks, TrainConfig config) {
+        this.model = model;
+        this.params = List.copyOf(params);
+        this.config = config;
+        this.optimizer = AdamW.withDefaults(this.params, config.weightDecay());
+        this.sampler = new ExampleSampler(tasks, config.seed());
+        this.schedule = config.schedule();
+    }
+
+    public AdamW optimizer() { return optimizer; }
+    public ExampleSampler sampler() { return sampler; }
+    public int step() { return step; }
+
+    /** Continues from a saved state: the optimizer moments, the step and the data cursor. */
+    public void resume(int step) {
+        if (step < 0 || step > config.steps()) throw new IllegalArgumentException("resume step " + step + " is outside [0, " + config.steps() + "]");
+        this.step = step;
+    }
+
+    /** Runs the remaining steps up to {@code until} (exclusive upper bound on the step count). */
+    public void run(int until, Listener listener) {
+        setTraining(true);
+        for (; step < Math.min(until, config.steps()); step++) {
+            long start = System.nanoTime();
+            for (Parameter p : params) p.zeroGrad();
+            double loss = 0;
+            int tokens = 0;
+            for (int m = 0; m < config.gradAccum(); m++) {
+                TaskModel.Outcome o = model.trainStep(sampler.next(config.batchSize()), 1.0 / config.gradAccum());
+                loss += o.loss() / config.gradAccum();
+                tokens += o.tokens();
+            }
+            if (!Double.isFinite(loss)) {
+                throw new IllegalStateException("loss became " + loss + " at step " + step + "; lower train.lr or enable train.clip-norm");
+            }
+            double norm = AdamW.clipGlobalNorm(params, config.clipNorm());
+            double lr = schedule.at(step);
+            optimizer.step(lr);
+            listener.onStep(new StepMetrics(step + 1, config.steps(), loss, lr, norm, tokens, (System.nanoTime() - start) / 1e9));
+        }
+        setTraining(false);
+    }
+
+    private void setTraining(boolean training) {
+        for (var linear : model.encoder().linears()) {
+            if (linear instanceof dev.moelora.model.lora.LoraLinear l) l.setTraining(training);
+        }
+    }
+}

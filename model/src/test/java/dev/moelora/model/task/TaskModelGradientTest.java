@@ -1,0 +1,67 @@
+package dev.moelora.model.task;
+
+import static dev.moelora.model.nn.FiniteDifference.check;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.moelora.model.bert.BertConfig;
+import dev.moelora.model.bert.BertEncoder;
+import dev.moelora.model.data.Example;
+import dev.moelora.model.data.Task;
+import dev.moelora.model.data.TaskFormat;
+import dev.moelora.model.lora.Lora;
+import dev.moelora.model.lora.LoraConfig;
+import dev.moelora.model.lora.LoraLinear;
+import dev.moelora.model.optim.Parameter;
+import dev.moelora.model.tokenizer.WordPieceTokenizer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.buffer.DataType;
+
+/** The whole training step (tokens -> encoder -> LoRA -> pooling -> heads -> loss) against finite differences. */
+class TaskModelGradientTest {
+    static final BertConfig TINY = new BertConfig(30522, 8, 2, 2, 12, 64, 2, 1e-12);
+
+    static final Task CHOICE = new Task("pick", TaskFormat.MULTIPLE_CHOICE, List.of(),
+            List.of(), List.of(new Example("which is a fruit?", List.of("apple", "chair", "red"), 0),
+                    new Example("which is a color?", List.of("apple", "blue"), 1)));
+    static final Task CLASSIFY = new Task("mood", TaskFormat.CLASSIFICATION, List.of("negative", "positive"),
+            List.of(), List.of(new Example("what a lovely day", List.of("negative", "positive"), 1)));
+
+    @Test
+    void lossGradientReachesAdaptersAndHeadsExactly() {
+        BertEncoder encoder = BertEncoder.random(TINY, DataType.DOUBLE, 21);
+        List<LoraLinear> adapters = Lora.apply(encoder, new LoraConfig(2, 4, 0.0, List.of("query", "value")), 4);
+        SplittableRandom random = new SplittableRandom(8);
+        for (LoraLinear l : adapters) {
+            var b = l.b().value();
+            for (long i = 0; i < b.length(); i++) b.putScalar(i, random.nextDouble(-1, 1));
+        }
+        TaskHeads heads = new TaskHeads(TINY.hidden(), List.of(CHOICE, CLASSIFY), DataType.DOUBLE, 3);
+        TaskModel model = new TaskModel(encoder, heads, WordPieceTokenizer.minilm(), 16, 3, 3, 2);
+        List<TaskModel.Item> items = List.of(new TaskModel.Item(CHOICE, CHOICE.test().get(0)),
+                new TaskModel.Item(CLASSIFY, CLASSIFY.test().get(0)), new TaskModel.Item(CHOICE, CHOICE.test().get(1)));
+
+        TaskModel.Outcome out = model.trainStep(items, 1.0);
+        assertEquals(model.evaluate(items).loss(), out.loss(), 1e-12, "evaluate and trainStep compute the same loss");
+        List<Parameter> params = new ArrayList<>(Lora.parameters(adapters));
+        params.addAll(heads.parameters());
+        for (Parameter p : params) {
+            check(p.name(), p.value(), p.grad().dup(), () -> model.evaluate(items).loss());
+        }
+    }
+
+    @Test
+    void lossScaleScalesGradients() {
+        BertEncoder encoder = BertEncoder.random(TINY, DataType.DOUBLE, 21);
+        TaskHeads heads = new TaskHeads(TINY.hidden(), List.of(CHOICE, CLASSIFY), DataType.DOUBLE, 3);
+        TaskModel model = new TaskModel(encoder, heads, WordPieceTokenizer.minilm(), 16, 2, 3, 2);
+        List<TaskModel.Item> items = List.of(new TaskModel.Item(CHOICE, CHOICE.test().get(0)), new TaskModel.Item(CLASSIFY, CLASSIFY.test().get(0)));
+        model.trainStep(items, 1.0);
+        double g1 = heads.choiceWeight().grad().getDouble(0);
+        heads.choiceWeight().zeroGrad();
+        model.trainStep(items, 0.25);
+        assertEquals(0.25 * g1, heads.choiceWeight().grad().getDouble(0), 1e-12);
+    }
+}
