@@ -1,0 +1,34 @@
+package dev.moelora.cluster;
+
+import dev.moelora.cluster.cli.BenchCommand;
+import dev.moelora.cluster.cli.ForwardCommand;
+import dev.moelora.cluster.cli.TrainCommand;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The {@code moelora} command line. */
+@Command(name = "moelora", mixinStandardHelpOptions = true, version = "moelora 0.1.0",
+        description = "Parameter-efficient fine-tuning of transformers: LoRA today; Tied-LoRA and expert-parallel MoELoRA to come.",
+        subcommands = {TrainCommand.class, ForwardCommand.class, BenchCommand.class})
+public final class Main implements Runnable {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+
+    public static void main(String[] args) {
+        CommandLine cli = new CommandLine(new Main());
+        // a bad config or data file is the user's to fix: print its message, not a stack trace
+        cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
+            if (e instanceof IllegalArgumentException || e instanceof java.io.IOException || e instanceof java.io.UncheckedIOException) {
+                commandLine.getErr().println("moelora: " + e.getMessage());
+                return 2;
+            }
+            throw e;
+        });
+        System.exit(cli.execute(args));
+    }
+}

@@ -1,0 +1,88 @@
+package dev.moelora.cluster.run;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigFactory;
+import com.typesafe.config.ConfigParseOptions;
+import com.typesafe.config.ConfigRenderOptions;
+import com.typesafe.config.ConfigValue;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A run's configuration: the built-in defaults ({@code moelora-defaults.conf}), under a user's
+ * HOCON file, under {@code --set key=value} overrides. Keys the defaults do not know are
+ * rejected with their origin, so a typo never silently falls back to a default.
+ */
+public final class RunConfig {
+    private final Config config;
+
+    private RunConfig(Config config) {
+        this.config = config;
+    }
+
+    public static RunConfig load(Path file, List<String> overrides) {
+        Config defaults = ConfigFactory.parseResources(RunConfig.class.getClassLoader(), "moelora-defaults.conf",
+                ConfigParseOptions.defaults().setAllowMissing(false));
+        Config user = ConfigFactory.empty();
+        if (file != null) {
+            if (!Files.isRegularFile(file)) throw new IllegalArgumentException("config file " + file + " does not exist");
+            try {
+                user = ConfigFactory.parseFile(file.toFile(), ConfigParseOptions.defaults().setAllowMissing(false));
+            } catch (ConfigException e) {
+                throw new IllegalArgumentException("config file " + file + ": " + e.getMessage(), e);
+            }
+        }
+        for (String o : overrides) {
+            int eq = o.indexOf('=');
+            if (eq <= 0) throw new IllegalArgumentException("--set expects key=value, got '" + o + "'");
+            try {
+                user = ConfigFactory.parseString(o.substring(0, eq).trim() + " = " + quoteIfNeeded(o.substring(eq + 1).trim()),
+                        ConfigParseOptions.defaults().setOriginDescription("--set " + o)).withFallback(user);
+            } catch (ConfigException e) {
+                throw new IllegalArgumentException("--set " + o + ": " + e.getMessage(), e);
+            }
+        }
+        for (Map.Entry<String, ConfigValue> e : user.entrySet()) {
+            if (!defaults.hasPathOrNull(e.getKey())) {
+                throw new IllegalArgumentException("unknown config key '" + e.getKey() + "' (" + e.getValue().origin().description()
+                        + "); see moelora-defaults.conf for every key");
+            }
+        }
+        return new RunConfig(user.withFallback(defaults).resolve());
+    }
+
+    /** Values that HOCON would not parse bare (paths with ':' or spaces) are quoted; lists and numbers pass as they are. */
+    private static String quoteIfNeeded(String v) {
+        if (v.startsWith("[") || v.startsWith("\"") || v.startsWith("{")) return v;
+        if (v.matches("[A-Za-z0-9_.+-]*")) return v;
+        return "\"" + v.replace("\\", "\\\\").replace("\"", "\\\"") + "\"";
+    }
+
+    public String string(String key) { return get(key, config::getString); }
+    public int integer(String key) { return get(key, config::getInt); }
+    public long longValue(String key) { return get(key, config::getLong); }
+    public double number(String key) { return get(key, config::getDouble); }
+    public List<String> strings(String key) { return get(key, config::getStringList); }
+
+    private <T> T get(String key, java.util.function.Function<String, T> getter) {
+        try {
+            return getter.apply(key);
+        } catch (ConfigException e) {
+            throw new IllegalArgumentException("config key '" + key + "': " + e.getMessage(), e);
+        }
+    }
+
+    /** The resolved configuration as HOCON, written next to a run's results. */
+    public String render() {
+        return config.root().render(ConfigRenderOptions.defaults().setOriginComments(false).setJson(false));
+    }
+
+    /** A stable hash of the settings that decide what a saved adapter means (everything but run.* and train.steps). */
+    public String hash() {
+        Config c = config.withoutPath("run").withoutPath("train.steps").withoutPath("train.save-every");
+        return Integer.toHexString(c.root().render(ConfigRenderOptions.concise()).hashCode());
+    }
+}

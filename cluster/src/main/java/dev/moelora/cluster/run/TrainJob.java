@@ -1,0 +1,204 @@
+package dev.moelora.cluster.run;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.moelora.model.data.Task;
+import dev.moelora.model.data.TaskFormat;
+import dev.moelora.model.lora.Lora;
+import dev.moelora.model.lora.LoraConfig;
+import dev.moelora.model.lora.LoraLinear;
+import dev.moelora.model.optim.LrSchedule;
+import dev.moelora.model.optim.Parameter;
+import dev.moelora.model.task.TaskHeads;
+import dev.moelora.model.task.TaskModel;
+import dev.moelora.model.train.AdapterStore;
+import dev.moelora.model.train.Evaluation;
+import dev.moelora.model.train.TrainConfig;
+import dev.moelora.model.train.Trainer;
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * One LoRA training run, end to end: base model, tasks, adapter and heads, training with
+ * progress and per-step JSONL metrics, periodic and final saves, and the evaluation table.
+ * Everything it writes goes under the run directory.
+ */
+public final class TrainJob {
+    /** What a finished run reports. */
+    public record Result(Path runDir, List<Evaluation.TaskScore> scores, long trainableParameters, double tokensPerSecond,
+                         double trainSeconds, List<Double> losses) {}
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private TrainJob() {}
+
+    public static Result run(RunConfig config, PrintStream out, boolean terminal) throws IOException {
+        long t0 = System.nanoTime();
+        if (!config.string("adapter.type").equals("lora")) {
+            throw new IllegalArgumentException("adapter.type: only 'lora' is implemented so far, got '" + config.string("adapter.type") + "'");
+        }
+        Path runDir = runDirectory(config);
+        Files.createDirectories(runDir);
+        Files.writeString(runDir.resolve("config.conf"), config.render());
+
+        BaseModel base = BaseModel.load(config);
+        List<Task> tasks = TaskData.load(config);
+        LoraConfig loraConfig = new LoraConfig(config.integer("adapter.rank"), config.number("adapter.alpha"),
+                config.number("adapter.dropout"), config.strings("adapter.targets"));
+        TrainConfig train = new TrainConfig(config.integer("train.steps"), config.integer("train.batch-size"),
+                config.integer("train.grad-accum"), config.number("train.lr"), config.integer("train.warmup-steps"),
+                decay(config.string("train.decay")), config.number("train.weight-decay"), config.number("train.clip-norm"),
+                config.longValue("train.seed"), config.integer("train.eval-batch-size"));
+
+        List<LoraLinear> adapters = Lora.apply(base.encoder(), loraConfig, train.seed());
+        TaskHeads heads = new TaskHeads(base.encoder().config().hidden(), tasks, base.encoder().dataType(), train.seed() + 1);
+        int maxChoices = 2, maxLabels = 2;
+        for (Task t : tasks) {
+            for (var e : t.train()) maxChoices = Math.max(maxChoices, e.choices().size());
+            for (var e : t.test()) maxChoices = Math.max(maxChoices, e.choices().size());
+            maxLabels = Math.max(maxLabels, t.labels().size());
+        }
+        TaskModel model = new TaskModel(base.encoder(), heads, base.tokenizer(), config.integer("data.max-length"),
+                Math.max(train.batchSize(), train.evalBatchSize()), maxChoices, maxLabels);
+        List<Parameter> params = new ArrayList<>(Lora.parameters(adapters));
+        params.addAll(heads.parameters());
+        long adapterParams = Lora.parameters(adapters).stream().mapToLong(Parameter::size).sum();
+        long headParams = heads.parameters().stream().mapToLong(Parameter::size).sum();
+
+        out.printf(Locale.ROOT, "moelora train -> %s%n  base model : %s (frozen)%n", runDir, base.description());
+        out.printf(Locale.ROOT, "  adapter    : LoRA r=%d alpha=%s dropout=%s on %d modules %s%n", loraConfig.rank(),
+                fmt(loraConfig.alpha()), fmt(loraConfig.dropout()), adapters.size(), loraConfig.targets());
+        out.printf(Locale.ROOT, "  trainable  : %,d parameters (LoRA %,d + heads %,d)%n", adapterParams + headParams, adapterParams, headParams);
+        for (Task t : tasks) {
+            out.printf(Locale.ROOT, "  task       : %-14s %-15s train %,6d  test %,5d  chance %.3f%n", t.name(),
+                    t.format() == TaskFormat.MULTIPLE_CHOICE ? "multiple-choice" : "classification", t.train().size(), t.test().size(), t.chance());
+        }
+        out.printf(Locale.ROOT, "  training   : %d steps x %d examples x %d accumulation, lr %s %s, warm-up %d, seed %d%n",
+                train.steps(), train.batchSize(), train.gradAccum(), fmt(train.lr()), train.decay().name().toLowerCase(Locale.ROOT),
+                train.warmupSteps(), train.seed());
+
+        Trainer trainer = new Trainer(model, params, tasks, train);
+        ObjectNode adapterJson = adapterConfig(loraConfig, base, tasks);
+        Path adapterDir = runDir.resolve("adapter");
+        String resume = config.string("run.resume-from");
+        if (!resume.isEmpty()) {
+            AdapterStore.State state = AdapterStore.load(Path.of(resume), params, trainer.optimizer());
+            if (state != null) {
+                if (!state.configHash().equals(config.hash())) {
+                    out.println("  warning    : resuming from a run whose settings differ (config hash " + state.configHash() + " vs " + config.hash() + ")");
+                }
+                trainer.resume(state.step());
+                trainer.sampler().seek(state.epoch(), state.position());
+                out.printf(Locale.ROOT, "  resumed    : %s at step %d%n", resume, state.step());
+            } else {
+                out.printf(Locale.ROOT, "  loaded     : adapter weights from %s (no optimizer state; starting at step 0)%n", resume);
+            }
+        }
+
+        List<Double> losses = new ArrayList<>();
+        long[] tokens = {0};
+        double[] seconds = {0};
+        int saveEvery = config.integer("train.save-every");
+        Progress progress = new Progress(out, terminal, trainer.step());
+        try (BufferedWriter metrics = Files.newBufferedWriter(runDir.resolve("metrics.jsonl"), StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
+            while (trainer.step() < train.steps()) {
+                int until = saveEvery > 0 ? Math.min(train.steps(), (trainer.step() / saveEvery + 1) * saveEvery) : train.steps();
+                trainer.run(until, m -> {
+                    losses.add(m.loss());
+                    tokens[0] += m.tokens();
+                    seconds[0] += m.seconds();
+                    ObjectNode line = JSON.createObjectNode();
+                    line.put("step", m.step());
+                    line.put("loss", m.loss());
+                    line.put("lr", m.lr());
+                    line.put("grad_norm", m.gradNorm());
+                    line.put("tokens", m.tokens());
+                    line.put("seconds", m.seconds());
+                    line.put("tokens_per_s", m.tokens() / m.seconds());
+                    try {
+                        metrics.write(JSON.writeValueAsString(line));
+                        metrics.newLine();
+                        metrics.flush();
+                    } catch (IOException e) {
+                        throw new java.io.UncheckedIOException(runDir.resolve("metrics.jsonl") + ": " + e.getMessage(), e);
+                    }
+                    progress.onStep(m);
+                });
+                save(adapterDir, params, adapterJson, trainer, config);
+            }
+        }
+
+        out.println("evaluating on the test splits...");
+        List<Evaluation.TaskScore> scores = Evaluation.run(model, tasks, train.evalBatchSize());
+        String table = Evaluation.table(scores);
+        out.print(table);
+        Files.writeString(runDir.resolve("eval.md"), table);
+        ArrayNode evalJson = JSON.createArrayNode();
+        for (Evaluation.TaskScore s : scores) {
+            ObjectNode o = evalJson.addObject();
+            o.put("task", s.task());
+            o.put("examples", s.examples());
+            o.put("correct", s.correct());
+            o.put("accuracy", s.accuracy());
+            o.put("chance", s.chance());
+        }
+        Files.writeString(runDir.resolve("eval.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(evalJson));
+        double tps = seconds[0] > 0 ? tokens[0] / seconds[0] : 0;
+        out.printf(Locale.ROOT, "adapter saved to %s; %,.0f training tokens/s; total %s%n", adapterDir, tps,
+                Progress.duration((System.nanoTime() - t0) / 1e9));
+        return new Result(runDir, scores, adapterParams + headParams, tps, seconds[0], losses);
+    }
+
+    private static void save(Path dir, List<Parameter> params, ObjectNode adapterJson, Trainer trainer, RunConfig config) throws IOException {
+        AdapterStore.save(dir, params, adapterJson, trainer.optimizer(),
+                new AdapterStore.State(trainer.step(), trainer.sampler().epoch(), trainer.sampler().position(), config.hash()));
+    }
+
+    private static ObjectNode adapterConfig(LoraConfig lora, BaseModel base, List<Task> tasks) {
+        ObjectNode o = JSON.createObjectNode();
+        o.put("peft_type", "LORA");
+        o.put("base_model_name_or_path", base.description());
+        o.put("r", lora.rank());
+        o.put("lora_alpha", lora.alpha());
+        o.put("lora_dropout", lora.dropout());
+        ArrayNode targets = o.putArray("target_modules");
+        lora.targets().forEach(targets::add);
+        ArrayNode heads = o.putArray("tasks");
+        for (Task t : tasks) {
+            ObjectNode h = heads.addObject();
+            h.put("name", t.name());
+            h.put("format", t.format().name().toLowerCase(Locale.ROOT));
+            ArrayNode labels = h.putArray("labels");
+            t.labels().forEach(labels::add);
+        }
+        return o;
+    }
+
+    private static Path runDirectory(RunConfig config) {
+        String name = config.string("run.name");
+        if (name.isEmpty()) name = "train-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));
+        return Path.of(config.string("run.dir")).resolve(name);
+    }
+
+    private static LrSchedule.Decay decay(String s) {
+        try {
+            return LrSchedule.Decay.valueOf(s.toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("train.decay must be linear, cosine or constant, got '" + s + "'", e);
+        }
+    }
+
+    private static String fmt(double d) {
+        return d == Math.rint(d) ? Long.toString((long) d) : Double.toString(d);
+    }
+}
