@@ -45,6 +45,11 @@ public final class LoraLinear implements Linear {
     public Parameter b() { return b; }
     public double scale() { return scale; }
 
+    /** Restarts the dropout stream; the trainer does this every step so a resumed run draws the same masks. */
+    public void reseed(long seed) {
+        rng.setSeed(seed);
+    }
+
     public void setTraining(boolean training) {
         this.training = training;
     }

@@ -53,6 +53,7 @@ public final class Trainer {
         for (; step < Math.min(until, config.steps()); step++) {
             long start = System.nanoTime();
             for (Parameter p : params) p.zeroGrad();
+            reseedDropout();
             double loss = 0;
             int tokens = 0;
             for (int m = 0; m < config.gradAccum(); m++) {
@@ -69,6 +70,14 @@ public final class Trainer {
             listener.onStep(new StepMetrics(step + 1, config.steps(), loss, lr, norm, tokens, (System.nanoTime() - start) / 1e9));
         }
         setTraining(false);
+    }
+
+    /** Dropout masks are a function of (seed, step, module), not of how many steps this process ran. */
+    private void reseedDropout() {
+        int i = 0;
+        for (var linear : model.encoder().linears()) {
+            if (linear instanceof dev.moelora.model.lora.LoraLinear l) l.reseed(config.seed() * 1_000_003L + step * 8_191L + i++);
+        }
     }
 
     private void setTraining(boolean training) {

@@ -1,0 +1,86 @@
+package dev.moelora.cluster;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.moelora.cluster.run.RunConfig;
+import dev.moelora.cluster.run.TrainJob;
+import dev.moelora.model.data.SharedData;
+import dev.moelora.model.train.AdapterStore;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Optional;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The train command's job on real data and its configuration errors. */
+class TrainJobTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void smokeRunOnArcEasyTrainsSavesAndEvaluates() throws Exception {
+        Optional<Path> data = SharedData.root();
+        assumeTrue(data.isPresent() && Files.isDirectory(data.get().resolve("llm-adapters/dataset/ARC-Easy")), "no ../shared/data");
+        RunConfig config = RunConfig.load(null, List.of(
+                "data.source=llm-adapters", "data.llm-adapters.root=" + data.get().resolve("llm-adapters/dataset"),
+                "data.llm-adapters.tasks=[ARC-Easy]", "data.llm-adapters.max-train-per-task=24",
+                "data.llm-adapters.max-test-per-task=16", "data.max-length=64", "train.steps=4", "train.batch-size=4",
+                "train.eval-batch-size=4", "train.warmup-steps=1", "train.save-every=2", "run.dir=" + dir, "run.name=arc"));
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        TrainJob.Result result = TrainJob.run(config, new PrintStream(log, true, StandardCharsets.UTF_8), false);
+        String printed = log.toString(StandardCharsets.UTF_8);
+
+        assertTrue(printed.contains("| ARC-Easy | 16 |"), printed);
+        assertEquals(4, result.losses().size());
+        assertEquals(4, Files.readAllLines(dir.resolve("arc/metrics.jsonl")).size());
+        JsonNode eval = new ObjectMapper().readTree(dir.resolve("arc/eval.json").toFile());
+        assertEquals("ARC-Easy", eval.get(0).get("task").asText());
+        assertEquals(16, eval.get(0).get("examples").asInt());
+        for (String f : List.of(AdapterStore.ADAPTER, AdapterStore.CONFIG, AdapterStore.OPTIMIZER, AdapterStore.STATE)) {
+            assertTrue(Files.isRegularFile(dir.resolve("arc/adapter").resolve(f)), f);
+        }
+        JsonNode state = new ObjectMapper().readTree(dir.resolve("arc/adapter/trainer_state.json").toFile());
+        assertEquals(4, state.get("step").asInt());
+    }
+
+    @Test
+    void unknownConfigKeyIsRejectedWithItsOrigin() {
+        var e = assertThrows(IllegalArgumentException.class, () -> RunConfig.load(null, List.of("train.stpes=5")));
+        assertTrue(e.getMessage().contains("train.stpes") && e.getMessage().contains("--set"), e.getMessage());
+    }
+
+    @Test
+    void unknownKeyInAConfigFileNamesTheFile() throws Exception {
+        Path file = dir.resolve("run.conf");
+        Files.writeString(file, "adapter { rank = 4, rnak = 8 }\n");
+        var e = assertThrows(IllegalArgumentException.class, () -> RunConfig.load(file, List.of()));
+        assertTrue(e.getMessage().contains("adapter.rnak") && e.getMessage().contains("run.conf"), e.getMessage());
+    }
+
+    @Test
+    void malformedSetAndMissingFileAreClearErrors() {
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> RunConfig.load(null, List.of("train.steps")))
+                .getMessage().contains("key=value"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> RunConfig.load(dir.resolve("absent.conf"), List.of()))
+                .getMessage().contains("absent.conf"));
+    }
+
+    @Test
+    void overridesWinOverTheFileWhichWinsOverDefaults() throws Exception {
+        Path file = dir.resolve("run.conf");
+        Files.writeString(file, "train { steps = 7, lr = 0.01 }\n");
+        RunConfig c = RunConfig.load(file, List.of("train.steps=9"));
+        assertEquals(9, c.integer("train.steps"));
+        assertEquals(0.01, c.number("train.lr"));
+        assertEquals(8, c.integer("adapter.rank"));
+    }
+}
