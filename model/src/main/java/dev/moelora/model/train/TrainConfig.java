@@ -20,6 +20,9 @@ public record TrainConfig(int steps, int batchSize, int gradAccum, double lr, in
         if (!(lr > 0)) throw new IllegalArgumentException("train.lr must be > 0, got " + lr);
         if (weightDecay < 0) throw new IllegalArgumentException("train.weight-decay must be >= 0, got " + weightDecay);
         if (clipNorm < 0) throw new IllegalArgumentException("train.clip-norm must be >= 0, got " + clipNorm);
+        if (warmupSteps < 0 || warmupSteps > steps) {
+            throw new IllegalArgumentException("train.warmup-steps must be in [0, train.steps = " + steps + "], got " + warmupSteps);
+        }
         if (evalBatchSize < 1) throw new IllegalArgumentException("train.eval-batch-size must be >= 1, got " + evalBatchSize);
     }
 
