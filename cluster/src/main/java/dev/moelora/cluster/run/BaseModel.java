@@ -14,8 +14,7 @@ public record BaseModel(String description, BertEncoder encoder, WordPieceTokeni
         String name = config.string("model.name");
         switch (name) {
             case "minilm" -> {
-                return new BaseModel("all-MiniLM-L6-v2 (embedded ONNX, 6 layers, hidden 384)",
-                        new BertEncoder(BertConfig.miniLmL6(), OnnxWeights.miniLm().bertWeights()), WordPieceTokenizer.minilm());
+                return miniLm();
             }
             case "onnx" -> {
                 String onnx = config.string("model.onnx"), tok = config.string("model.tokenizer");
@@ -31,12 +30,15 @@ public record BaseModel(String description, BertEncoder encoder, WordPieceTokeni
         }
     }
 
+    /** all-MiniLM-L6-v2 from the classpath: the embedded default. */
+    public static BaseModel miniLm() throws IOException {
+        return new BaseModel("all-MiniLM-L6-v2 (embedded ONNX, 6 layers, hidden 384)",
+                new BertEncoder(BertConfig.miniLmL6(), OnnxWeights.miniLm().bertWeights()), WordPieceTokenizer.minilm());
+    }
+
     /** The same, from a command-line spec: "minilm" or a path to an .onnx file (tokenizer next to it). */
     public static BaseModel fromSpec(String spec, String tokenizer, int heads) throws IOException {
-        if (spec.equals("minilm")) {
-            return new BaseModel("all-MiniLM-L6-v2", new BertEncoder(BertConfig.miniLmL6(), OnnxWeights.miniLm().bertWeights()),
-                    WordPieceTokenizer.minilm());
-        }
+        if (spec.equals("minilm")) return miniLm();
         Path onnx = Path.of(spec);
         Path tok = tokenizer != null ? Path.of(tokenizer) : onnx.resolveSibling("tokenizer.json");
         var weights = OnnxWeights.read(onnx).bertWeights();

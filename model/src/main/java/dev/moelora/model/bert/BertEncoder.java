@@ -4,6 +4,7 @@ import dev.moelora.model.nn.AdaptableModel;
 import dev.moelora.model.nn.Attention;
 import dev.moelora.model.nn.FrozenLinear;
 import dev.moelora.model.nn.Gelu;
+import dev.moelora.model.nn.Init;
 import dev.moelora.model.nn.LayerNorm;
 import dev.moelora.model.nn.Linear;
 import dev.moelora.model.nn.Slab;
@@ -95,34 +96,24 @@ public final class BertEncoder implements AdaptableModel {
         SplittableRandom random = new SplittableRandom(seed);
         Map<String, INDArray> w = new TreeMap<>();
         int C = config.hidden(), F = config.intermediate();
-        w.put("embeddings.word_embeddings.weight", randn(random, dtype, 0.5, config.vocabSize(), C));
-        w.put("embeddings.position_embeddings.weight", randn(random, dtype, 0.5, config.maxPositions(), C));
-        w.put("embeddings.token_type_embeddings.weight", randn(random, dtype, 0.5, config.typeVocabSize(), C));
-        w.put("embeddings.LayerNorm.weight", randn(random, dtype, 0.1, C).addi(1.0));
-        w.put("embeddings.LayerNorm.bias", randn(random, dtype, 0.1, C));
+        w.put("embeddings.word_embeddings.weight", Init.normal(random, dtype, 0.5, config.vocabSize(), C));
+        w.put("embeddings.position_embeddings.weight", Init.normal(random, dtype, 0.5, config.maxPositions(), C));
+        w.put("embeddings.token_type_embeddings.weight", Init.normal(random, dtype, 0.5, config.typeVocabSize(), C));
+        w.put("embeddings.LayerNorm.weight", Init.normal(random, dtype, 0.1, C).addi(1.0));
+        w.put("embeddings.LayerNorm.bias", Init.normal(random, dtype, 0.1, C));
         for (int l = 0; l < config.layers(); l++) {
             String p = "encoder.layer." + l + ".";
             long[][] shapes = {{C, C}, {C, C}, {C, C}, {C, C}, {F, C}, {C, F}};
             for (int m = 0; m < MODULES.length; m++) {
-                w.put(p + MODULES[m] + ".weight", randn(random, dtype, 1.0 / Math.sqrt(shapes[m][1]), shapes[m]));
-                w.put(p + MODULES[m] + ".bias", randn(random, dtype, 0.1, shapes[m][0]));
+                w.put(p + MODULES[m] + ".weight", Init.normal(random, dtype, 1.0 / Math.sqrt(shapes[m][1]), shapes[m]));
+                w.put(p + MODULES[m] + ".bias", Init.normal(random, dtype, 0.1, shapes[m][0]));
             }
             for (String ln : List.of("attention.output.LayerNorm", "output.LayerNorm")) {
-                w.put(p + ln + ".weight", randn(random, dtype, 0.1, C).addi(1.0));
-                w.put(p + ln + ".bias", randn(random, dtype, 0.1, C));
+                w.put(p + ln + ".weight", Init.normal(random, dtype, 0.1, C).addi(1.0));
+                w.put(p + ln + ".bias", Init.normal(random, dtype, 0.1, C));
             }
         }
         return new BertEncoder(config, w);
-    }
-
-    private static INDArray randn(SplittableRandom random, DataType dtype, double std, long... shape) {
-        INDArray a = Nd4j.create(dtype, shape);
-        for (long i = 0; i < a.length(); i++) {
-            // Box-Muller from the seeded stream, so weights do not depend on ND4J's global RNG
-            double u = 1.0 - random.nextDouble(), v = random.nextDouble();
-            a.putScalar(i, std * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v));
-        }
-        return a;
     }
 
     public BertConfig config() { return config; }

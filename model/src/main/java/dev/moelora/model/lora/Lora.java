@@ -1,6 +1,7 @@
 package dev.moelora.model.lora;
 
 import dev.moelora.model.nn.AdaptableModel;
+import dev.moelora.model.nn.Init;
 import dev.moelora.model.nn.Linear;
 import dev.moelora.model.optim.Parameter;
 import java.util.ArrayList;
@@ -24,9 +25,7 @@ public final class Lora {
         for (Linear layer : model.linears()) {
             if (!config.matches(layer.name())) continue;
             int r = config.rank();
-            INDArray a = Nd4j.create(model.dataType(), r, layer.dIn());
-            double bound = 1.0 / Math.sqrt(layer.dIn());
-            for (long i = 0; i < a.length(); i++) a.putScalar(i, random.nextDouble(-bound, bound));
+            INDArray a = Init.uniform(random, model.dataType(), 1.0 / Math.sqrt(layer.dIn()), r, layer.dIn());
             INDArray b = Nd4j.zeros(model.dataType(), layer.dOut(), r);
             LoraLinear adapter = new LoraLinear(layer, a, b, config.scale(), config.dropout(), random.nextLong());
             model.replace(adapter);

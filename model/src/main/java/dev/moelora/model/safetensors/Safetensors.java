@@ -38,7 +38,6 @@ public final class Safetensors {
 
   private static final ObjectMapper JSON = new ObjectMapper();
   /** Bytes converted per write call; keeps memory flat for tensors of any size. */
-  private static final int CHUNK_BYTES = 1 << 20;
 
   private Safetensors() {}
 
@@ -147,30 +146,14 @@ public final class Safetensors {
       return;
     }
     // dup('c') gives a fresh row-major buffer holding exactly this tensor, whatever the source's
-    // ordering, strides or view offset.
-    INDArray rowMajor = tensor.dup('c');
-    ByteBuffer chunk = ByteBuffer.allocate(CHUNK_BYTES).order(ByteOrder.LITTLE_ENDIAN);
-    if (tensor.dataType() == DataType.FLOAT) {
-      float[] values = rowMajor.data().asFloat();
-      for (int i = 0; i < values.length; ) {
-        int n = Math.min(values.length - i, CHUNK_BYTES / Float.BYTES);
-        chunk.clear();
-        chunk.asFloatBuffer().put(values, i, n);
-        chunk.limit(n * Float.BYTES);
-        writeFully(out, chunk);
-        i += n;
-      }
-    } else {
-      double[] values = rowMajor.data().asDouble();
-      for (int i = 0; i < values.length; ) {
-        int n = Math.min(values.length - i, CHUNK_BYTES / Double.BYTES);
-        chunk.clear();
-        chunk.asDoubleBuffer().put(values, i, n);
-        chunk.limit(n * Double.BYTES);
-        writeFully(out, chunk);
-        i += n;
-      }
+    // ordering, strides or view offset; its native bytes are the file's little-endian layout.
+    if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
+      throw new IOException("safetensors are little-endian; writing from a big-endian host is not supported");
     }
+    INDArray rowMajor = tensor.dup('c');
+    ByteBuffer bytes = rowMajor.data().asNio();
+    bytes.position(0).limit((int) (rowMajor.length() * rowMajor.dataType().width()));
+    writeFully(out, bytes);
   }
 
   private static void writeFully(FileChannel out, ByteBuffer bytes) throws IOException {

@@ -2,6 +2,7 @@ package dev.moelora.model.task;
 
 import dev.moelora.model.data.Task;
 import dev.moelora.model.data.TaskFormat;
+import dev.moelora.model.nn.Init;
 import dev.moelora.model.optim.Parameter;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -25,24 +26,15 @@ public final class TaskHeads {
 
     public TaskHeads(int hidden, List<Task> tasks, DataType dtype, long seed) {
         SplittableRandom random = new SplittableRandom(seed);
-        choiceWeight = new Parameter("head.choice.weight", normal(random, dtype, hidden, 1));
+        choiceWeight = new Parameter("head.choice.weight", Init.normal(random, dtype, 0.02, hidden, 1));
         choiceBias = new Parameter("head.choice.bias", Nd4j.zeros(dtype, 1, 1));
         for (Task t : tasks) {
             if (t.format() != TaskFormat.CLASSIFICATION) continue;
             int k = t.labels().size();
             classifiers.put(t.name(), new Parameter[] {
-                new Parameter("head." + t.name() + ".weight", normal(random, dtype, k, hidden)),
+                new Parameter("head." + t.name() + ".weight", Init.normal(random, dtype, 0.02, k, hidden)),
                 new Parameter("head." + t.name() + ".bias", Nd4j.zeros(dtype, 1, k))});
         }
-    }
-
-    private static INDArray normal(SplittableRandom random, DataType dtype, long... shape) {
-        INDArray a = Nd4j.create(dtype, shape);
-        for (long i = 0; i < a.length(); i++) {
-            double u = 1.0 - random.nextDouble(), v = random.nextDouble();
-            a.putScalar(i, 0.02 * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v));
-        }
-        return a;
     }
 
     public Parameter choiceWeight() { return choiceWeight; }
