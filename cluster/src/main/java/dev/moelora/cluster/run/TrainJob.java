@@ -7,7 +7,7 @@ import dev.moelora.model.data.Task;
 import dev.moelora.model.data.TaskFormat;
 import dev.moelora.model.lora.Lora;
 import dev.moelora.model.lora.LoraConfig;
-import dev.moelora.model.lora.LoraLinear;
+import dev.moelora.model.lora.LoraAdapters;
 import dev.moelora.model.optim.LrSchedule;
 import dev.moelora.model.optim.Parameter;
 import dev.moelora.model.task.TaskHeads;
@@ -60,7 +60,7 @@ public final class TrainJob {
                 decay(config.string("train.decay")), config.number("train.weight-decay"), config.number("train.clip-norm"),
                 config.longValue("train.seed"), config.integer("train.eval-batch-size"));
 
-        List<LoraLinear> adapters = Lora.apply(base.encoder(), loraConfig, train.seed());
+        LoraAdapters adapters = Lora.adapters(base.encoder(), loraConfig, train.seed());
         TaskHeads heads = new TaskHeads(base.encoder().config().hidden(), tasks, base.encoder().dataType(), train.seed() + 1);
         int maxChoices = 2, maxLabels = 2;
         for (Task t : tasks) {
@@ -68,16 +68,13 @@ public final class TrainJob {
             for (var e : t.test()) maxChoices = Math.max(maxChoices, e.choices().size());
             maxLabels = Math.max(maxLabels, t.labels().size());
         }
-        TaskModel model = new TaskModel(base.encoder(), heads, base.tokenizer(), config.integer("data.max-length"),
+        TaskModel model = new TaskModel(base.encoder(), adapters, heads, base.tokenizer(), config.integer("data.max-length"),
                 Math.max(train.batchSize(), train.evalBatchSize()), maxChoices, maxLabels);
-        List<Parameter> params = new ArrayList<>(Lora.parameters(adapters));
-        params.addAll(heads.parameters());
-        long adapterParams = Lora.parameters(adapters).stream().mapToLong(Parameter::size).sum();
+        long adapterParams = adapters.parameters().stream().mapToLong(Parameter::size).sum();
         long headParams = heads.parameters().stream().mapToLong(Parameter::size).sum();
 
         out.printf(Locale.ROOT, "moelora train -> %s%n  base model : %s (frozen)%n", runDir, base.description());
-        out.printf(Locale.ROOT, "  adapter    : LoRA r=%d alpha=%s dropout=%s on %d modules %s%n", loraConfig.rank(),
-                fmt(loraConfig.alpha()), fmt(loraConfig.dropout()), adapters.size(), loraConfig.targets());
+        out.printf(Locale.ROOT, "  adapter    : %s%n", adapters.describe());
         out.printf(Locale.ROOT, "  trainable  : %,d parameters (LoRA %,d + heads %,d)%n", adapterParams + headParams, adapterParams, headParams);
         for (Task t : tasks) {
             out.printf(Locale.ROOT, "  task       : %-14s %-15s train %,6d  test %,5d  chance %.3f%n", t.name(),
@@ -87,7 +84,8 @@ public final class TrainJob {
                 train.steps(), train.batchSize(), train.gradAccum(), fmt(train.lr()), train.decay().name().toLowerCase(Locale.ROOT),
                 train.warmupSteps(), train.seed());
 
-        Trainer trainer = new Trainer(model, params, tasks, train);
+        Trainer trainer = new Trainer(model, tasks, train);
+        List<Parameter> params = trainer.parameters();
         ObjectNode adapterJson = adapterConfig(loraConfig, base, tasks);
         Path adapterDir = runDir.resolve("adapter");
         String resume = config.string("run.resume-from");

@@ -39,6 +39,11 @@ public final class Lora {
         return adapters;
     }
 
+    /** {@link #apply} as an adapter family. */
+    public static LoraAdapters adapters(AdaptableModel model, LoraConfig config, long seed) {
+        return new LoraAdapters(config, apply(model, config, seed));
+    }
+
     /** The trainable tensors of the adapters: A then B of each, in forward order. */
     public static List<Parameter> parameters(List<LoraLinear> adapters) {
         List<Parameter> out = new ArrayList<>();

@@ -1,5 +1,6 @@
 package dev.moelora.model.task;
 
+import dev.moelora.model.adapter.Adapters;
 import dev.moelora.model.bert.BertEncoder;
 import dev.moelora.model.bert.TokenBatch;
 import dev.moelora.model.data.Example;
@@ -27,6 +28,7 @@ public final class TaskModel {
     public record Item(Task task, Example example) {}
 
     private final BertEncoder encoder;
+    private final Adapters adapters;
     private final TaskHeads heads;
     private final WordPieceTokenizer tokenizer;
     private final int maxLength;
@@ -39,9 +41,10 @@ public final class TaskModel {
      * @param maxExamples largest batch of examples; with maxChoices this sizes every buffer once
      * @param maxChoices  largest number of choices of a multiple-choice example
      */
-    public TaskModel(BertEncoder encoder, TaskHeads heads, WordPieceTokenizer tokenizer, int maxLength, int maxExamples,
-                     int maxChoices, int maxLabels) {
+    public TaskModel(BertEncoder encoder, Adapters adapters, TaskHeads heads, WordPieceTokenizer tokenizer, int maxLength,
+                     int maxExamples, int maxChoices, int maxLabels) {
         this.encoder = encoder;
+        this.adapters = adapters;
         this.heads = heads;
         this.tokenizer = tokenizer;
         this.maxLength = maxLength;
@@ -61,6 +64,7 @@ public final class TaskModel {
     }
 
     public BertEncoder encoder() { return encoder; }
+    public Adapters adapters() { return adapters; }
     public TaskHeads heads() { return heads; }
     public int maxLength() { return maxLength; }
 
@@ -126,6 +130,7 @@ public final class TaskModel {
         int[] groupStart = new int[E + 1];
         TokenBatch batch = tokenize(items, groupStart);
         int S = batch.batch(), T = batch.tokens();
+        adapters.setRowMask(batch.mask());
         INDArray hiddenStates = encoder.forward(batch);
         INDArray poolW = pool.view(S, (long) S * T);
         MeanPool.weights(batch.mask(), S, T, poolW);

@@ -1,5 +1,6 @@
 package dev.moelora.model.train;
 
+import dev.moelora.model.adapter.Adapters;
 import dev.moelora.model.data.Task;
 import dev.moelora.model.optim.AdamW;
 import dev.moelora.model.optim.LrSchedule;
@@ -21,6 +22,7 @@ public final class Trainer {
     }
 
     private final TaskModel model;
+    private final Adapters adapters;
     private final List<Parameter> params;
     private final TrainConfig config;
     private final AdamW optimizer;
@@ -28,9 +30,13 @@ public final class Trainer {
     private final LrSchedule schedule;
     private int step;
 
-    public Trainer(TaskModel model, List<Parameter> params, List<Task> tasks, TrainConfig config) {
+    /** Trains the model's adapters and heads. */
+    public Trainer(TaskModel model, List<Task> tasks, TrainConfig config) {
         this.model = model;
-        this.params = List.copyOf(params);
+        this.adapters = model.adapters();
+        List<Parameter> all = new java.util.ArrayList<>(adapters.parameters());
+        all.addAll(model.heads().parameters());
+        this.params = List.copyOf(all);
         this.config = config;
         this.optimizer = AdamW.withDefaults(this.params, config.weightDecay());
         this.sampler = new ExampleSampler(tasks, config.seed());
@@ -38,6 +44,7 @@ public final class Trainer {
     }
 
     public AdamW optimizer() { return optimizer; }
+    public List<Parameter> parameters() { return params; }
     public ExampleSampler sampler() { return sampler; }
     public int step() { return step; }
 
@@ -56,9 +63,10 @@ public final class Trainer {
             reseedDropout();
             double loss = 0;
             int tokens = 0;
+            adapters.setAuxiliaryLossScale(1.0 / config.gradAccum());
             for (int m = 0; m < config.gradAccum(); m++) {
                 TaskModel.Outcome o = model.trainStep(sampler.next(config.batchSize()), 1.0 / config.gradAccum());
-                loss += o.loss() / config.gradAccum();
+                loss += (o.loss() + adapters.takeAuxiliaryLoss()) / config.gradAccum();
                 tokens += o.tokens();
             }
             if (!Double.isFinite(loss)) {
@@ -72,17 +80,12 @@ public final class Trainer {
         setTraining(false);
     }
 
-    /** Dropout masks are a function of (seed, step, module), not of how many steps this process ran. */
+    /** Dropout masks are a function of (seed, step), not of how many steps this process ran. */
     private void reseedDropout() {
-        int i = 0;
-        for (var linear : model.encoder().linears()) {
-            if (linear instanceof dev.moelora.model.lora.LoraLinear l) l.reseed(config.seed() * 1_000_003L + step * 8_191L + i++);
-        }
+        adapters.reseed(config.seed() * 1_000_003L + step);
     }
 
     private void setTraining(boolean training) {
-        for (var linear : model.encoder().linears()) {
-            if (linear instanceof dev.moelora.model.lora.LoraLinear l) l.setTraining(training);
-        }
+        adapters.setTraining(training);
     }
 }

@@ -3,6 +3,7 @@ package dev.moelora.model.task;
 import static dev.moelora.model.nn.FiniteDifference.check;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import dev.moelora.model.adapter.Adapters;
 import dev.moelora.model.bert.BertConfig;
 import dev.moelora.model.bert.BertEncoder;
 import dev.moelora.model.data.Example;
@@ -32,20 +33,20 @@ class TaskModelGradientTest {
     @Test
     void lossGradientReachesAdaptersAndHeadsExactly() {
         BertEncoder encoder = BertEncoder.random(TINY, DataType.DOUBLE, 21);
-        List<LoraLinear> adapters = Lora.apply(encoder, new LoraConfig(2, 4, 0.0, List.of("query", "value")), 4);
+        var adapters = Lora.adapters(encoder, new LoraConfig(2, 4, 0.0, List.of("query", "value")), 4);
         SplittableRandom random = new SplittableRandom(8);
-        for (LoraLinear l : adapters) {
+        for (LoraLinear l : adapters.modules()) {
             var b = l.b().value();
             for (long i = 0; i < b.length(); i++) b.putScalar(i, random.nextDouble(-1, 1));
         }
         TaskHeads heads = new TaskHeads(TINY.hidden(), List.of(CHOICE, CLASSIFY), DataType.DOUBLE, 3);
-        TaskModel model = new TaskModel(encoder, heads, WordPieceTokenizer.minilm(), 16, 3, 3, 2);
+        TaskModel model = new TaskModel(encoder, adapters, heads, WordPieceTokenizer.minilm(), 16, 3, 3, 2);
         List<TaskModel.Item> items = List.of(new TaskModel.Item(CHOICE, CHOICE.test().get(0)),
                 new TaskModel.Item(CLASSIFY, CLASSIFY.test().get(0)), new TaskModel.Item(CHOICE, CHOICE.test().get(1)));
 
         TaskModel.Outcome out = model.trainStep(items, 1.0);
         assertEquals(model.evaluate(items).loss(), out.loss(), 1e-12, "evaluate and trainStep compute the same loss");
-        List<Parameter> params = new ArrayList<>(Lora.parameters(adapters));
+        List<Parameter> params = new ArrayList<>(adapters.parameters());
         params.addAll(heads.parameters());
         for (Parameter p : params) {
             check(p.name(), p.value(), p.grad().dup(), () -> model.evaluate(items).loss());
@@ -56,7 +57,7 @@ class TaskModelGradientTest {
     void lossScaleScalesGradients() {
         BertEncoder encoder = BertEncoder.random(TINY, DataType.DOUBLE, 21);
         TaskHeads heads = new TaskHeads(TINY.hidden(), List.of(CHOICE, CLASSIFY), DataType.DOUBLE, 3);
-        TaskModel model = new TaskModel(encoder, heads, WordPieceTokenizer.minilm(), 16, 2, 3, 2);
+        TaskModel model = new TaskModel(encoder, Adapters.NONE, heads, WordPieceTokenizer.minilm(), 16, 2, 3, 2);
         List<TaskModel.Item> items = List.of(new TaskModel.Item(CHOICE, CHOICE.test().get(0)), new TaskModel.Item(CLASSIFY, CLASSIFY.test().get(0)));
         model.trainStep(items, 1.0);
         double g1 = heads.choiceWeight().grad().getDouble(0);

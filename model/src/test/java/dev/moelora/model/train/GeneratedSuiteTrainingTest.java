@@ -29,15 +29,13 @@ class GeneratedSuiteTrainingTest {
         List<Task> tasks = GeneratedSuite.create(1, 160, 40);
         BertEncoder encoder = new BertEncoder(BertConfig.miniLmL6(), OnnxWeights.miniLm().bertWeights());
         float[] queryBefore = ((FrozenLinear) encoder.linears().get(0)).weight().data().asFloat();
-        List<LoraLinear> adapters = Lora.apply(encoder, new LoraConfig(8, 16, 0.05, List.of("query", "value")), 1);
+        var adapters = Lora.adapters(encoder, new LoraConfig(8, 16, 0.05, List.of("query", "value")), 1);
         TaskHeads heads = new TaskHeads(384, tasks, DataType.FLOAT, 1);
-        TaskModel model = new TaskModel(encoder, heads, WordPieceTokenizer.minilm(), 32, 16, 4, 2);
-        List<Parameter> params = new ArrayList<>(Lora.parameters(adapters));
-        params.addAll(heads.parameters());
+        TaskModel model = new TaskModel(encoder, adapters, heads, WordPieceTokenizer.minilm(), 32, 16, 4, 2);
         TrainConfig config = new TrainConfig(120, 16, 1, 2e-3, 10, LrSchedule.Decay.COSINE, 0.0, 1.0, 1, 16);
 
         List<Evaluation.TaskScore> before = Evaluation.run(model, tasks, 16);
-        Trainer trainer = new Trainer(model, params, tasks, config);
+        Trainer trainer = new Trainer(model, tasks, config);
         List<Double> losses = new ArrayList<>();
         long t0 = System.nanoTime();
         trainer.run(config.steps(), m -> losses.add(m.loss()));

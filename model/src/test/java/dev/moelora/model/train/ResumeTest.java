@@ -39,12 +39,11 @@ class ResumeTest {
 
     static Run fresh() {
         BertEncoder encoder = BertEncoder.random(TINY, DataType.FLOAT, 5);
-        var adapters = Lora.apply(encoder, LORA, 7);
+        var adapters = Lora.adapters(encoder, LORA, 7);
         TaskHeads heads = new TaskHeads(TINY.hidden(), TASKS, DataType.FLOAT, 8);
-        TaskModel model = new TaskModel(encoder, heads, WordPieceTokenizer.minilm(), 32, 4, 4, 2);
-        List<Parameter> params = new ArrayList<>(Lora.parameters(adapters));
-        params.addAll(heads.parameters());
-        return new Run(new Trainer(model, params, TASKS, CONFIG), params);
+        TaskModel model = new TaskModel(encoder, adapters, heads, WordPieceTokenizer.minilm(), 32, 4, 4, 2);
+        Trainer trainer = new Trainer(model, TASKS, CONFIG);
+        return new Run(trainer, trainer.parameters());
     }
 
     static AdapterStore.State state(Trainer t) {
