@@ -24,17 +24,14 @@ public final class RunConfig {
     }
 
     public static RunConfig load(Path file, List<String> overrides) {
-        Config defaults = ConfigFactory.parseResources(RunConfig.class.getClassLoader(), "moelora-defaults.conf",
-                ConfigParseOptions.defaults().setAllowMissing(false));
-        Config user = ConfigFactory.empty();
-        if (file != null) {
-            if (!Files.isRegularFile(file)) throw new IllegalArgumentException("config file " + file + " does not exist");
-            try {
-                user = ConfigFactory.parseFile(file.toFile(), ConfigParseOptions.defaults().setAllowMissing(false));
-            } catch (ConfigException e) {
-                throw new IllegalArgumentException("config file " + file + ": " + e.getMessage(), e);
-            }
-        }
+        Config user = file == null ? ConfigFactory.empty() : parseFile(file);
+        user = withOverrides(user, overrides);
+        return of(user);
+    }
+
+    /** Parses {@code key=value} overrides onto a configuration (later ones win). */
+    public static Config withOverrides(Config base, List<String> overrides) {
+        Config user = base;
         for (String o : overrides) {
             int eq = o.indexOf('=');
             if (eq <= 0) throw new IllegalArgumentException("--set expects key=value, got '" + o + "'");
@@ -45,6 +42,12 @@ public final class RunConfig {
                 throw new IllegalArgumentException("--set " + o + ": " + e.getMessage(), e);
             }
         }
+        return user;
+    }
+
+    /** A run configuration from user settings over the defaults; unknown keys are an error naming their origin. */
+    public static RunConfig of(Config user) {
+        Config defaults = defaults();
         for (Map.Entry<String, ConfigValue> e : user.entrySet()) {
             if (!defaults.hasPathOrNull(e.getKey())) {
                 throw new IllegalArgumentException("unknown config key '" + e.getKey() + "' (" + e.getValue().origin().description()
@@ -52,6 +55,21 @@ public final class RunConfig {
             }
         }
         return new RunConfig(user.withFallback(defaults).resolve());
+    }
+
+    private static Config defaults() {
+        return ConfigFactory.parseResources(RunConfig.class.getClassLoader(), "moelora-defaults.conf",
+                ConfigParseOptions.defaults().setAllowMissing(false));
+    }
+
+    /** Reads a HOCON file, naming it in any error. */
+    public static Config parseFile(Path file) {
+        if (!Files.isRegularFile(file)) throw new IllegalArgumentException("config file " + file + " does not exist");
+        try {
+            return ConfigFactory.parseFile(file.toFile(), ConfigParseOptions.defaults().setAllowMissing(false));
+        } catch (ConfigException e) {
+            throw new IllegalArgumentException("config file " + file + ": " + e.getMessage(), e);
+        }
     }
 
     /** Values that HOCON would not parse bare (paths with ':' or spaces) are quoted; lists and numbers pass as they are. */

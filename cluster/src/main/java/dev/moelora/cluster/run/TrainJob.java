@@ -5,9 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moelora.model.data.Task;
 import dev.moelora.model.data.TaskFormat;
-import dev.moelora.model.lora.Lora;
-import dev.moelora.model.lora.LoraConfig;
-import dev.moelora.model.lora.LoraAdapters;
+import dev.moelora.model.adapter.Adapters;
 import dev.moelora.model.optim.LrSchedule;
 import dev.moelora.model.optim.Parameter;
 import dev.moelora.model.task.TaskHeads;
@@ -35,8 +33,8 @@ import java.util.Locale;
  */
 public final class TrainJob {
     /** What a finished run reports. */
-    public record Result(Path runDir, List<Evaluation.TaskScore> scores, long trainableParameters, double tokensPerSecond,
-                         double trainSeconds, List<Double> losses) {}
+    public record Result(Path runDir, String adapter, List<Evaluation.TaskScore> scores, long trainableParameters,
+                         double tokensPerSecond, double trainSeconds, double wallSeconds, List<Double> losses) {}
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -44,23 +42,18 @@ public final class TrainJob {
 
     public static Result run(RunConfig config, PrintStream out, boolean terminal) throws IOException {
         long t0 = System.nanoTime();
-        if (!config.string("adapter.type").equals("lora")) {
-            throw new IllegalArgumentException("adapter.type: only 'lora' is implemented so far, got '" + config.string("adapter.type") + "'");
-        }
         Path runDir = runDirectory(config);
         Files.createDirectories(runDir);
         Files.writeString(runDir.resolve("config.conf"), config.render());
 
         BaseModel base = BaseModel.load(config);
         List<Task> tasks = TaskData.load(config);
-        LoraConfig loraConfig = new LoraConfig(config.integer("adapter.rank"), config.number("adapter.alpha"),
-                config.number("adapter.dropout"), config.strings("adapter.targets"));
         TrainConfig train = new TrainConfig(config.integer("train.steps"), config.integer("train.batch-size"),
                 config.integer("train.grad-accum"), config.number("train.lr"), config.integer("train.warmup-steps"),
                 decay(config.string("train.decay")), config.number("train.weight-decay"), config.number("train.clip-norm"),
                 config.longValue("train.seed"), config.integer("train.eval-batch-size"));
 
-        LoraAdapters adapters = Lora.adapters(base.encoder(), loraConfig, train.seed());
+        Adapters adapters = AdapterFamily.apply(config, base.encoder(), train.seed());
         TaskHeads heads = new TaskHeads(base.encoder().config().hidden(), tasks, base.encoder().dataType(), train.seed() + 1);
         int maxChoices = 2, maxLabels = 2;
         for (Task t : tasks) {
@@ -75,7 +68,7 @@ public final class TrainJob {
 
         out.printf(Locale.ROOT, "moelora train -> %s%n  base model : %s (frozen)%n", runDir, base.description());
         out.printf(Locale.ROOT, "  adapter    : %s%n", adapters.describe());
-        out.printf(Locale.ROOT, "  trainable  : %,d parameters (LoRA %,d + heads %,d)%n", adapterParams + headParams, adapterParams, headParams);
+        out.printf(Locale.ROOT, "  trainable  : %,d parameters (adapter %,d + heads %,d)%n", adapterParams + headParams, adapterParams, headParams);
         for (Task t : tasks) {
             out.printf(Locale.ROOT, "  task       : %-14s %-15s train %,6d  test %,5d  chance %.3f%n", t.name(),
                     t.format() == TaskFormat.MULTIPLE_CHOICE ? "multiple-choice" : "classification", t.train().size(), t.test().size(), t.chance());
@@ -86,7 +79,7 @@ public final class TrainJob {
 
         Trainer trainer = new Trainer(model, tasks, train);
         List<Parameter> params = trainer.parameters();
-        ObjectNode adapterJson = adapterConfig(loraConfig, base, tasks);
+        ObjectNode adapterJson = adapterConfig(config, adapters, base, tasks);
         Path adapterDir = runDir.resolve("adapter");
         String resume = config.string("run.resume-from");
         if (!resume.isEmpty()) {
@@ -154,7 +147,8 @@ public final class TrainJob {
         double tps = seconds[0] > 0 ? tokens[0] / seconds[0] : 0;
         out.printf(Locale.ROOT, "adapter saved to %s; %,.0f training tokens/s; total %s%n", adapterDir, tps,
                 Progress.duration((System.nanoTime() - t0) / 1e9));
-        return new Result(runDir, scores, adapterParams + headParams, tps, seconds[0], losses);
+        return new Result(runDir, adapters.describe(), scores, adapterParams + headParams, tps, seconds[0],
+                (System.nanoTime() - t0) / 1e9, losses);
     }
 
     private static void save(Path dir, List<Parameter> params, ObjectNode adapterJson, Trainer trainer, RunConfig config) throws IOException {
@@ -162,15 +156,18 @@ public final class TrainJob {
                 new AdapterStore.State(trainer.step(), trainer.sampler().epoch(), trainer.sampler().position(), config.hash()));
     }
 
-    private static ObjectNode adapterConfig(LoraConfig lora, BaseModel base, List<Task> tasks) {
+    /** adapter_config.json: the adapter settings as configured (PEFT's keys for LoRA) plus the task heads. */
+    private static ObjectNode adapterConfig(RunConfig config, Adapters adapters, BaseModel base, List<Task> tasks) {
         ObjectNode o = JSON.createObjectNode();
-        o.put("peft_type", "LORA");
+        String type = config.string("adapter.type");
+        o.put("peft_type", type.equals("lora") ? "LORA" : type.toUpperCase(Locale.ROOT));
         o.put("base_model_name_or_path", base.description());
-        o.put("r", lora.rank());
-        o.put("lora_alpha", lora.alpha());
-        o.put("lora_dropout", lora.dropout());
+        o.put("description", adapters.describe());
+        o.put("r", config.integer("adapter.rank"));
+        o.put("lora_alpha", config.number("adapter.alpha"));
+        o.put("lora_dropout", config.number("adapter.dropout"));
         ArrayNode targets = o.putArray("target_modules");
-        lora.targets().forEach(targets::add);
+        config.strings("adapter.targets").forEach(targets::add);
         ArrayNode heads = o.putArray("tasks");
         for (Task t : tasks) {
             ObjectNode h = heads.addObject();

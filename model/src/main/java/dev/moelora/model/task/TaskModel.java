@@ -181,7 +181,8 @@ public final class TaskModel {
             Nd4j.gemm(dScoresV, heads.choiceWeight().value(), dPooledV, false, true, 1.0, 1.0);
             INDArray dHiddenV = dHidden.view((long) S * T, hidden);
             MeanPool.backward(poolW, dPooledV, dHiddenV);
-            encoder.backward(dHiddenV);
+            // with nothing trainable inside the encoder (a linear probe), its backward would be wasted work
+            if (!adapters.parameters().isEmpty()) encoder.backward(dHiddenV);
         }
         return new Outcome(loss, predictions, answers, countTokens(batch));
     }

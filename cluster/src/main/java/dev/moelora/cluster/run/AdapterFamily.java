@@ -1,0 +1,21 @@
+package dev.moelora.cluster.run;
+
+import dev.moelora.model.adapter.Adapters;
+import dev.moelora.model.lora.Lora;
+import dev.moelora.model.lora.LoraConfig;
+import dev.moelora.model.nn.AdaptableModel;
+
+/** Builds the adapter family that {@code adapter.type} names, from the {@code adapter.*} keys. */
+public final class AdapterFamily {
+    private AdapterFamily() {}
+
+    public static Adapters apply(RunConfig config, AdaptableModel model, long seed) {
+        String type = config.string("adapter.type");
+        return switch (type) {
+            case "lora" -> Lora.adapters(model, new LoraConfig(config.integer("adapter.rank"), config.number("adapter.alpha"),
+                    config.number("adapter.dropout"), config.strings("adapter.targets")), seed);
+            case "none" -> Adapters.NONE;
+            default -> throw new IllegalArgumentException("adapter.type must be one of lora, none; got '" + type + "'");
+        };
+    }
+}
