@@ -4,6 +4,8 @@ import dev.moelora.model.adapter.Adapters;
 import dev.moelora.model.lora.Lora;
 import dev.moelora.model.lora.LoraConfig;
 import dev.moelora.model.nn.AdaptableModel;
+import dev.moelora.model.tiedlora.TiedLora;
+import dev.moelora.model.tiedlora.TiedLoraConfig;
 
 /** Builds the adapter family that {@code adapter.type} names, from the {@code adapter.*} keys. */
 public final class AdapterFamily {
@@ -14,8 +16,11 @@ public final class AdapterFamily {
         return switch (type) {
             case "lora" -> Lora.adapters(model, new LoraConfig(config.integer("adapter.rank"), config.number("adapter.alpha"),
                     config.number("adapter.dropout"), config.strings("adapter.targets")), seed);
+            case "tied-lora" -> TiedLora.apply(model, new TiedLoraConfig(config.string("adapter.preset"), config.integer("adapter.rank"),
+                    config.number("adapter.alpha"), config.number("adapter.dropout"), config.strings("adapter.targets"),
+                    config.bool("adapter.share-a-across-qkv")), seed);
             case "none" -> Adapters.NONE;
-            default -> throw new IllegalArgumentException("adapter.type must be one of lora, none; got '" + type + "'");
+            default -> throw new IllegalArgumentException("adapter.type must be one of lora, tied-lora, none; got '" + type + "'");
         };
     }
 }

@@ -83,6 +83,7 @@ public final class RunConfig {
     public int integer(String key) { return get(key, config::getInt); }
     public long longValue(String key) { return get(key, config::getLong); }
     public double number(String key) { return get(key, config::getDouble); }
+    public boolean bool(String key) { return get(key, config::getBoolean); }
     public List<String> strings(String key) { return get(key, config::getStringList); }
 
     private <T> T get(String key, java.util.function.Function<String, T> getter) {

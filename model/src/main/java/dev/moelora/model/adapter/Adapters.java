@@ -45,6 +45,11 @@ public interface Adapters {
     /** The factor the task loss's gradient carries in this micro-batch (1 / gradient-accumulation steps). */
     default void setAuxiliaryLossScale(double scale) {}
 
+    /** A setting as people write it in a description: 16 rather than 16.0, 0.05 as it is. */
+    static String number(double d) {
+        return d == Math.rint(d) ? Long.toString((long) d) : Double.toString(d);
+    }
+
     /** One line for the run header, e.g. "LoRA r=8 alpha=16 dropout=0.05 on 12 modules [query, value]". */
     String describe();
 }

@@ -35,10 +35,7 @@ public final class LoraAdapters implements Adapters {
     @Override
     public String describe() {
         return String.format(Locale.ROOT, "LoRA r=%d alpha=%s dropout=%s on %d modules %s", config.rank(),
-                num(config.alpha()), num(config.dropout()), modules.size(), config.targets());
+                Adapters.number(config.alpha()), Adapters.number(config.dropout()), modules.size(), config.targets());
     }
 
-    static String num(double d) {
-        return d == Math.rint(d) ? Long.toString((long) d) : Double.toString(d);
-    }
 }
