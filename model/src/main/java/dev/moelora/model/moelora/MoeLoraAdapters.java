@@ -1,0 +1,91 @@
+package dev.moelora.model.moelora;
+
+import dev.moelora.model.adapter.Adapters;
+import dev.moelora.model.optim.Parameter;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * The MoELoRA modules applied to one model, seen as one adapter family: their parameters, modes,
+ * random streams, auxiliary losses and routing statistics. Module i's streams restart from
+ * {@code seed * 8191 + i} at each {@link #reseed}, as LoRA's do.
+ */
+public final class MoeLoraAdapters implements Adapters {
+    private final MoeLoraConfig config;
+    private final List<MoeLoraLinear> modules;
+
+    MoeLoraAdapters(MoeLoraConfig config, List<MoeLoraLinear> modules) {
+        this.config = config;
+        this.modules = List.copyOf(modules);
+    }
+
+    List<MoeLoraLinear> modules() { return modules; }
+
+    public MoeLoraConfig config() { return config; }
+
+    /** Per module, in forward order: gate, then A_e and B_e of each expert in index order. */
+    @Override
+    public List<Parameter> parameters() {
+        List<Parameter> out = new ArrayList<>();
+        for (MoeLoraLinear m : modules) {
+            out.add(m.gate());
+            for (int e = 0; e < m.experts(); e++) {
+                out.add(m.a(e));
+                out.add(m.b(e));
+            }
+        }
+        return out;
+    }
+
+    /** E (r_e (dIn + dOut) + dIn) per module. */
+    public long trainableParameters() {
+        long n = 0;
+        for (Parameter p : parameters()) n += p.size();
+        return n;
+    }
+
+    @Override
+    public void setTraining(boolean training) {
+        for (MoeLoraLinear m : modules) m.setTraining(training);
+    }
+
+    @Override
+    public void reseed(long seed) {
+        for (int i = 0; i < modules.size(); i++) modules.get(i).reseed(seed * 8_191L + i);
+    }
+
+    @Override
+    public void setRowMask(float[] mask) {
+        for (MoeLoraLinear m : modules) m.setRowMask(mask);
+    }
+
+    @Override
+    public void setAuxiliaryLossScale(double scale) {
+        for (MoeLoraLinear m : modules) m.setAuxiliaryLossScale(scale);
+    }
+
+    @Override
+    public double takeAuxiliaryLoss() {
+        double sum = 0;
+        for (MoeLoraLinear m : modules) sum += m.takeAuxiliaryLoss();
+        return sum;
+    }
+
+    /** Each module's routing in its last forward, in forward order. */
+    public List<RoutingStats> stats() {
+        return modules.stream().map(MoeLoraLinear::stats).toList();
+    }
+
+    @Override
+    public String describe() {
+        return String.format(Locale.ROOT, "MoELoRA E=%d top-%d r_e=%d alpha=%s dropout=%s lambda_bal=%s lambda_cl=%s tau=%s M=%d on %d modules %s",
+                config.experts(), config.topK(), config.expertRank(), num(config.alpha()), num(config.dropout()),
+                num(config.balanceWeight()), num(config.contrastiveWeight()), num(config.temperature()),
+                config.maxFeaturesPerExpert(), modules.size(), config.targets());
+    }
+
+    private static String num(double d) {
+        return d == Math.rint(d) ? Long.toString((long) d) : Double.toString(d);
+    }
+}

@@ -1,0 +1,24 @@
+package dev.moelora.model.moelora;
+
+/**
+ * What one MoELoRA module's router did in its last forward, over real tokens only (padding rows
+ * are routed, so that every row of y is defined, but never counted).
+ *
+ * @param module           the adapted module's name
+ * @param routedTokens     (E) real tokens routed to each expert; they sum to k times the real tokens
+ * @param gateMass         (E) mean gate probability p_e over real tokens
+ * @param gateEntropy      mean over real tokens of -sum_e p_e log p_e (nats)
+ * @param balanceLoss      L_bal = E sum_e f_e P_e, unweighted
+ * @param contrastiveLoss  L_cl, unweighted; NaN after an evaluation forward, which samples no features
+ * @param meanOutputCosine (E, E) cosine between experts' mean outputs H over their routed real
+ *                         tokens; 0 where either mean is the zero vector (e.g. at step 0, B = 0)
+ *                         or the expert received no real token
+ * Dropped tokens are always 0: there is no capacity limit, every token reaches its k experts.
+ */
+public record RoutingStats(String module, long[] routedTokens, double[] gateMass, double gateEntropy,
+                           double balanceLoss, double contrastiveLoss, double[][] meanOutputCosine) {
+    /** Always 0: this router has no expert capacity, so it never drops a token. */
+    public long droppedTokens() {
+        return 0;
+    }
+}
