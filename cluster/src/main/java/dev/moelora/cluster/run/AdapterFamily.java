@@ -3,6 +3,8 @@ package dev.moelora.cluster.run;
 import dev.moelora.model.adapter.Adapters;
 import dev.moelora.model.lora.Lora;
 import dev.moelora.model.lora.LoraConfig;
+import dev.moelora.model.moelora.MoeLora;
+import dev.moelora.model.moelora.MoeLoraConfig;
 import dev.moelora.model.nn.AdaptableModel;
 import dev.moelora.model.tiedlora.TiedLora;
 import dev.moelora.model.tiedlora.TiedLoraConfig;
@@ -19,8 +21,12 @@ public final class AdapterFamily {
             case "tied-lora" -> TiedLora.apply(model, new TiedLoraConfig(config.string("adapter.preset"), config.integer("adapter.rank"),
                     config.number("adapter.alpha"), config.number("adapter.dropout"), config.strings("adapter.targets"),
                     config.bool("adapter.share-a-across-qkv")), seed);
+            case "moelora" -> MoeLora.apply(model, new MoeLoraConfig(config.integer("adapter.experts"), config.integer("adapter.top-k"),
+                    config.integer("adapter.expert-rank"), config.number("adapter.alpha"), config.number("adapter.dropout"),
+                    config.strings("adapter.targets"), config.number("adapter.balance-weight"), config.number("adapter.contrastive-weight"),
+                    config.number("adapter.temperature"), config.integer("adapter.max-features-per-expert")), seed);
             case "none" -> Adapters.NONE;
-            default -> throw new IllegalArgumentException("adapter.type must be one of lora, tied-lora, none; got '" + type + "'");
+            default -> throw new IllegalArgumentException("adapter.type must be one of lora, tied-lora, moelora, none; got '" + type + "'");
         };
     }
 }

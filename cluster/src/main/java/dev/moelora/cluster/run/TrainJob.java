@@ -6,6 +6,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moelora.model.data.Task;
 import dev.moelora.model.data.TaskFormat;
 import dev.moelora.model.adapter.Adapters;
+import dev.moelora.model.moelora.MoeLoraAdapters;
+import dev.moelora.model.moelora.RoutingStats;
 import dev.moelora.model.optim.LrSchedule;
 import dev.moelora.model.optim.Parameter;
 import dev.moelora.model.task.TaskHeads;
@@ -101,7 +103,9 @@ public final class TrainJob {
         double[] seconds = {0};
         int saveEvery = config.integer("train.save-every");
         Progress progress = new Progress(out, terminal, trainer.step());
-        try (BufferedWriter metrics = Files.newBufferedWriter(runDir.resolve("metrics.jsonl"), StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
+        try (BufferedWriter metrics = Files.newBufferedWriter(runDir.resolve("metrics.jsonl"), StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+             BufferedWriter routing = adapters instanceof MoeLoraAdapters
+                     ? Files.newBufferedWriter(runDir.resolve("routing.jsonl"), StandardOpenOption.CREATE, StandardOpenOption.APPEND) : null) {
             while (trainer.step() < train.steps()) {
                 int until = saveEvery > 0 ? Math.min(train.steps(), (trainer.step() / saveEvery + 1) * saveEvery) : train.steps();
                 trainer.run(until, m -> {
@@ -111,6 +115,8 @@ public final class TrainJob {
                     ObjectNode line = JSON.createObjectNode();
                     line.put("step", m.step());
                     line.put("loss", m.loss());
+                    line.put("task_loss", m.taskLoss());
+                    line.put("aux_loss", m.auxLoss());
                     line.put("lr", m.lr());
                     line.put("grad_norm", m.gradNorm());
                     line.put("tokens", m.tokens());
@@ -120,6 +126,7 @@ public final class TrainJob {
                         metrics.write(JSON.writeValueAsString(line));
                         metrics.newLine();
                         metrics.flush();
+                        if (routing != null) writeRouting(routing, m.step(), (MoeLoraAdapters) adapters);
                     } catch (IOException e) {
                         throw new java.io.UncheckedIOException(runDir.resolve("metrics.jsonl") + ": " + e.getMessage(), e);
                     }
@@ -154,6 +161,35 @@ public final class TrainJob {
     private static void save(Path dir, List<Parameter> params, ObjectNode adapterJson, Trainer trainer, RunConfig config) throws IOException {
         AdapterStore.save(dir, params, adapterJson, trainer.optimizer(),
                 new AdapterStore.State(trainer.step(), trainer.sampler().epoch(), trainer.sampler().position(), config.hash()));
+    }
+
+    /**
+     * One line per (step, adapted module) with the router's statistics of the step's last
+     * micro-batch: tokens routed to each expert, gate mass, gate entropy, the balance and
+     * contrastive losses (unweighted) and the cosine between experts' mean outputs.
+     */
+    private static void writeRouting(BufferedWriter out, int step, MoeLoraAdapters moe) throws IOException {
+        for (RoutingStats s : moe.stats()) {
+            ObjectNode line = JSON.createObjectNode();
+            line.put("step", step);
+            line.put("module", s.module());
+            ArrayNode routed = line.putArray("routed_tokens");
+            for (long r : s.routedTokens()) routed.add(r);
+            ArrayNode mass = line.putArray("gate_mass");
+            for (double g : s.gateMass()) mass.add(g);
+            line.put("gate_entropy", s.gateEntropy());
+            line.put("dropped_tokens", s.droppedTokens());
+            line.put("balance_loss", s.balanceLoss());
+            line.put("contrastive_loss", s.contrastiveLoss());
+            ArrayNode cos = line.putArray("mean_output_cosine");
+            for (double[] row : s.meanOutputCosine()) {
+                ArrayNode r = cos.addArray();
+                for (double c : row) r.add(c);
+            }
+            out.write(JSON.writeValueAsString(line));
+            out.newLine();
+        }
+        out.flush();
     }
 
     /** adapter_config.json: the adapter settings as configured (PEFT's keys for LoRA) plus the task heads. */

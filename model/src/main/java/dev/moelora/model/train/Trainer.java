@@ -14,8 +14,14 @@ import java.util.List;
  * listener and does no I/O of its own.
  */
 public final class Trainer {
-    /** What one optimizer step did. {@code loss} is the mean over its micro-batches. */
-    public record StepMetrics(int step, int steps, double loss, double lr, double gradNorm, int tokens, double seconds) {}
+    /**
+     * What one optimizer step did, as means over its micro-batches: {@code loss} is what was
+     * minimised, the task loss plus the adapters' auxiliary losses ({@code auxLoss}, e.g.
+     * MoELoRA's weighted balance and contrastive terms).
+     */
+    public record StepMetrics(int step, int steps, double loss, double auxLoss, double lr, double gradNorm, int tokens, double seconds) {
+        public double taskLoss() { return loss - auxLoss; }
+    }
 
     public interface Listener {
         void onStep(StepMetrics metrics);
@@ -61,12 +67,14 @@ public final class Trainer {
             long start = System.nanoTime();
             for (Parameter p : params) p.zeroGrad();
             reseedDropout();
-            double loss = 0;
+            double loss = 0, aux = 0;
             int tokens = 0;
             adapters.setAuxiliaryLossScale(1.0 / config.gradAccum());
             for (int m = 0; m < config.gradAccum(); m++) {
                 TaskModel.Outcome o = model.trainStep(sampler.next(config.batchSize()), 1.0 / config.gradAccum());
-                loss += (o.loss() + adapters.takeAuxiliaryLoss()) / config.gradAccum();
+                double microAux = adapters.takeAuxiliaryLoss();
+                loss += (o.loss() + microAux) / config.gradAccum();
+                aux += microAux / config.gradAccum();
                 tokens += o.tokens();
             }
             if (!Double.isFinite(loss)) {
@@ -75,7 +83,7 @@ public final class Trainer {
             double norm = AdamW.clipGlobalNorm(params, config.clipNorm());
             double lr = schedule.at(step);
             optimizer.step(lr);
-            listener.onStep(new StepMetrics(step + 1, config.steps(), loss, lr, norm, tokens, (System.nanoTime() - start) / 1e9));
+            listener.onStep(new StepMetrics(step + 1, config.steps(), loss, aux, lr, norm, tokens, (System.nanoTime() - start) / 1e9));
         }
         setTraining(false);
     }
