@@ -3,9 +3,9 @@ package dev.moelora.cluster.cli;
 import dev.moelora.model.bert.BertConfig;
 import dev.moelora.model.bert.BertEncoder;
 import dev.moelora.model.bert.TokenBatch;
-import dev.moelora.model.lora.Lora;
-import dev.moelora.model.lora.LoraConfig;
-import dev.moelora.model.lora.LoraLinear;
+import dev.moelora.cluster.run.AdapterFamily;
+import dev.moelora.cluster.run.RunConfig;
+import dev.moelora.model.adapter.Adapters;
 import dev.moelora.model.onnx.OnnxWeights;
 import dev.moelora.model.optim.AdamW;
 import dev.moelora.model.optim.Parameter;
@@ -24,7 +24,7 @@ import picocli.CommandLine.Option;
 
 /** Measured, not asserted: ND4J GEMM throughput and the LoRA training step on MiniLM. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "Print ND4J SGEMM GFLOP/s and the LoRA training step's tokens/s on MiniLM, with the machine they ran on.")
+        description = "Print ND4J SGEMM GFLOP/s and an adapter's training step tokens/s on MiniLM, with the machine they ran on.")
 public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--batch", defaultValue = "16", description = "sequences per step (default: ${DEFAULT-VALUE})")
     int batch;
@@ -32,8 +32,11 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--seq", defaultValue = "64", description = "tokens per sequence (default: ${DEFAULT-VALUE})")
     int seq;
 
-    @Option(names = "--rank", defaultValue = "8", description = "LoRA rank on query and value (default: ${DEFAULT-VALUE})")
-    int rank;
+    @Option(names = "--adapter", defaultValue = "lora", description = "adapter.type to time: lora, tied-lora, moelora (default: ${DEFAULT-VALUE})")
+    String adapter;
+
+    @Option(names = "--set", description = "other adapter settings, e.g. --set adapter.rank=16 (repeatable)")
+    List<String> overrides = new java.util.ArrayList<>();
 
     @Option(names = "--steps", defaultValue = "10", description = "timed steps after 3 warm-up steps (default: ${DEFAULT-VALUE})")
     int steps;
@@ -55,8 +58,11 @@ public final class BenchCommand implements Callable<Integer> {
         }
 
         BertEncoder encoder = new BertEncoder(BertConfig.miniLmL6(), OnnxWeights.miniLm().bertWeights());
-        List<LoraLinear> adapters = Lora.apply(encoder, new LoraConfig(rank, 2.0 * rank, 0.05, List.of("query", "value")), 1);
-        List<Parameter> params = Lora.parameters(adapters);
+        List<String> settings = new java.util.ArrayList<>(List.of("adapter.type=" + adapter));
+        settings.addAll(overrides);
+        Adapters adapters = AdapterFamily.apply(RunConfig.load(null, settings), encoder, 1);
+        adapters.setTraining(true);
+        List<Parameter> params = adapters.parameters();
         AdamW adam = AdamW.withDefaults(params, 0.0);
         SplittableRandom random = new SplittableRandom(1);
         int n = batch * seq;
@@ -70,14 +76,17 @@ public final class BenchCommand implements Callable<Integer> {
         for (int i = -3; i < steps; i++) {
             long s = System.nanoTime();
             for (Parameter p : params) p.zeroGrad();
+            adapters.reseed(i);
+            adapters.setRowMask(mask);
             encoder.forward(tokens);
             encoder.backward(dHidden);
+            adapters.takeAuxiliaryLoss();
             adam.step(1e-4);
             if (i >= 0) t[i] = (System.nanoTime() - s) / 1e9;
         }
         double m = median(t);
-        System.out.printf(Locale.ROOT, "LoRA step on all-MiniLM-L6-v2 (r=%d on query,value; batch %d x seq %d = %d tokens; forward+backward+AdamW): "
-                + "%.3f s/step median of %d, %.0f tokens/s%n", rank, batch, seq, n, m, steps, n / m);
+        System.out.printf(Locale.ROOT, "%s step on all-MiniLM-L6-v2 (batch %d x seq %d = %d tokens; forward+backward+AdamW): "
+                + "%.3f s/step median of %d, %.0f tokens/s%n", adapters.describe(), batch, seq, n, m, steps, n / m);
         return 0;
     }
 

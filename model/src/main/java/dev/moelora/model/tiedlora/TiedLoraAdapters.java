@@ -50,11 +50,11 @@ public final class TiedLoraAdapters implements Adapters {
     public String describe() {
         TiedLoraConfig.Components c = config.components();
         return String.format(Locale.ROOT,
-                "Tied-LoRA %s r=%d alpha=%s dropout=%s on %d modules %s (A %s %s%s, B %s %s, u %s, v %s): %,d trainable parameters",
+                "Tied-LoRA %s r=%d alpha=%s dropout=%s on %d modules %s (A %s %s%s, B %s %s, u %s, v %s)",
                 config.preset(), config.rank(), Adapters.number(config.alpha()), Adapters.number(config.dropout()), modules.size(), config.targets(),
                 c.tieA() ? "tied" : "per layer", c.trainA() ? "trained" : "frozen", config.shareAcrossQkv() ? " shared by q,k,v" : "",
                 c.tieB() ? "tied" : "per layer", c.trainB() ? "trained" : "frozen",
-                c.trainU() ? "trained" : "1", c.trainV() ? "trained" : "1", trainableParameters());
+                c.trainU() ? "trained" : "1", c.trainV() ? "trained" : "1");
     }
 
 }

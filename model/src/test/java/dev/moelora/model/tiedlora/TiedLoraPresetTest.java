@@ -78,7 +78,7 @@ class TiedLoraPresetTest {
         assertEquals(expected.get(preset), formula, "the config's formula");
         assertEquals(expected.get(preset), adapters.trainableParameters(), "the parameters the adapters hand the optimizer");
         assertEquals(adapters.parameters().size(), adapters.parameters().stream().distinct().count(), "each tensor listed once");
-        assertTrue(adapters.describe().contains(preset) && adapters.describe().contains(expected.get(preset) + " trainable"), adapters.describe());
+        assertTrue(adapters.describe().contains("Tied-LoRA " + preset + " r=4"), adapters.describe());
     }
 
     static BertEncoder miniLm;
