@@ -1,11 +1,10 @@
 package dev.moelora.model.lora;
 
+import dev.moelora.model.nn.InputDropout;
 import dev.moelora.model.nn.Linear;
 import dev.moelora.model.nn.Slab;
 import dev.moelora.model.optim.Parameter;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.api.ops.random.impl.BernoulliDistribution;
-import org.nd4j.linalg.api.rng.Random;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
@@ -19,21 +18,19 @@ public final class LoraLinear implements Linear {
     private final Parameter a; // (R, dIn)
     private final Parameter b; // (dOut, R)
     private final double scale;
-    private final double dropout;
-    private final Random rng;
+    private final InputDropout dropout;
     private boolean training = true;
 
     private long capacityRows;
-    private Slab hSlab, dhSlab, maskSlab, droppedSlab;
-    private INDArray lastX, lastH, lastMask; // (N, dIn) input after dropout, (N, R) A x, (N, dIn) keep mask / keep
+    private Slab hSlab, dhSlab;
+    private INDArray lastX, lastH; // (N, dIn) input after dropout, (N, R) A x
 
     LoraLinear(Linear base, INDArray aInit, INDArray bInit, double scale, double dropout, long seed) {
         this.base = base;
         this.a = new Parameter(base.name() + ".lora_A", aInit);
         this.b = new Parameter(base.name() + ".lora_B", bInit);
         this.scale = scale;
-        this.dropout = dropout;
-        this.rng = Nd4j.getRandomFactory().getNewRandomInstance(seed);
+        this.dropout = new InputDropout(base.name() + ".lora", dropout, seed);
     }
 
     @Override public String name() { return base.name(); }
@@ -47,7 +44,7 @@ public final class LoraLinear implements Linear {
 
     /** Restarts the dropout stream; the trainer does this every step so a resumed run draws the same masks. */
     public void reseed(long seed) {
-        rng.setSeed(seed);
+        dropout.reseed(seed);
     }
 
     public void setTraining(boolean training) {
@@ -60,10 +57,6 @@ public final class LoraLinear implements Linear {
         long r = a.value().size(0);
         hSlab = new Slab(name() + ".h", dtype, rows * r);
         dhSlab = new Slab(name() + ".dh", dtype, rows * r);
-        if (dropout > 0) {
-            maskSlab = new Slab(name() + ".dropout", dtype, rows * dIn());
-            droppedSlab = new Slab(name() + ".dropped", dtype, rows * dIn());
-        }
         capacityRows = rows;
     }
 
@@ -72,15 +65,7 @@ public final class LoraLinear implements Linear {
         base.forward(x, y);
         long n = x.size(0);
         ensureCapacity(n);
-        INDArray xd = x;
-        lastMask = null;
-        if (dropout > 0 && training) {
-            double keep = 1.0 - dropout;
-            lastMask = maskSlab.view(n, dIn());
-            Nd4j.getExecutioner().exec(new BernoulliDistribution(lastMask, keep), rng);
-            lastMask.divi(keep);
-            xd = droppedSlab.view(n, dIn()).assign(x).muli(lastMask);
-        }
+        INDArray xd = dropout.forward(x, training);
         INDArray h = hSlab.view(n, a.value().size(0));
         Nd4j.gemm(xd, a.value(), h, false, true, 1.0, 0.0);
         Nd4j.gemm(h, b.value(), y, false, true, scale, 1.0);
@@ -96,13 +81,6 @@ public final class LoraLinear implements Linear {
         Nd4j.gemm(dy, lastH, b.grad(), true, false, scale, 1.0);
         Nd4j.gemm(dy, b.value(), dh, false, false, scale, 0.0);
         Nd4j.gemm(dh, lastX, a.grad(), true, false, 1.0, 1.0);
-        if (lastMask != null) {
-            // the dropped input is no longer needed once dA has it, so its buffer takes dL/d drop(x)
-            INDArray dxLora = lastX;
-            Nd4j.gemm(dh, a.value(), dxLora, false, false, 1.0, 0.0);
-            dx.addi(dxLora.muli(lastMask));
-        } else {
-            Nd4j.gemm(dh, a.value(), dx, false, false, 1.0, 1.0);
-        }
+        dropout.backwardThroughMatmul(dh, a.value(), dx);
     }
 }

@@ -1,11 +1,10 @@
 package dev.moelora.model.tiedlora;
 
+import dev.moelora.model.nn.InputDropout;
 import dev.moelora.model.nn.Linear;
 import dev.moelora.model.nn.Slab;
 import dev.moelora.model.optim.Parameter;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.api.ops.random.impl.BernoulliDistribution;
-import org.nd4j.linalg.api.rng.Random;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
@@ -30,18 +29,16 @@ final class TiedLoraLinear implements Linear {
     private final INDArray uRow, duRow; // (1, R) views of u and its gradient
     private final INDArray vRow, dvRow; // (1, dOut) views of v and its gradient
     private final double scale;
-    private final double dropout;
-    private final Random rng;
+    private final InputDropout dropout;
     private boolean training = true;
 
     private long capacityRows;
-    private Slab h1Slab, h2Slab, h3Slab, outSlab, dh2Slab, onesSlab, maskSlab, droppedSlab;
+    private Slab h1Slab, h2Slab, h3Slab, outSlab, dh2Slab, onesSlab;
     // kept from forward for backward
     private INDArray lastX;  // (N, dIn) input after dropout
     private INDArray lastH1; // (N, R) A x
     private INDArray lastH2; // (N, R) u ⊙ h1, the same array as h1 when u is ones
     private INDArray lastH3; // (N, dOut) h2 B^T, only when v is stored
-    private INDArray lastMask; // (N, dIn) keep mask / keep, null without dropout
 
     TiedLoraLinear(Linear base, Factor a, Factor b, Parameter u, Parameter v, double scale, double dropout, long seed) {
         long r = a.value().size(0);
@@ -60,8 +57,7 @@ final class TiedLoraLinear implements Linear {
         this.vRow = v == null ? null : v.value().reshape(1, base.dOut());
         this.dvRow = v == null ? null : v.grad().reshape(1, base.dOut());
         this.scale = scale;
-        this.dropout = dropout;
-        this.rng = Nd4j.getRandomFactory().getNewRandomInstance(seed);
+        this.dropout = new InputDropout(base.name() + ".tied_lora", dropout, seed);
     }
 
     @Override public String name() { return base.name(); }
@@ -76,7 +72,7 @@ final class TiedLoraLinear implements Linear {
 
     /** Restarts the dropout stream; the trainer does this every step so a resumed run draws the same masks. */
     void reseed(long seed) {
-        rng.setSeed(seed);
+        dropout.reseed(seed);
     }
 
     void setTraining(boolean training) {
@@ -102,10 +98,6 @@ final class TiedLoraLinear implements Linear {
             onesSlab = new Slab(name() + ".ones", dtype, rows);
             onesSlab.view(rows).assign(1.0);
         }
-        if (dropout > 0) {
-            maskSlab = new Slab(name() + ".dropout", dtype, rows * dIn());
-            droppedSlab = new Slab(name() + ".dropped", dtype, rows * dIn());
-        }
         capacityRows = rows;
     }
 
@@ -114,15 +106,7 @@ final class TiedLoraLinear implements Linear {
         base.forward(x, y);
         long n = x.size(0), r = rank();
         ensureCapacity(n);
-        INDArray xd = x;
-        lastMask = null;
-        if (dropout > 0 && training) {
-            double keep = 1.0 - dropout;
-            lastMask = maskSlab.view(n, dIn());
-            Nd4j.getExecutioner().exec(new BernoulliDistribution(lastMask, keep), rng);
-            lastMask.divi(keep);
-            xd = droppedSlab.view(n, dIn()).assign(x).muli(lastMask);
-        }
+        INDArray xd = dropout.forward(x, training);
         INDArray h1 = h1Slab.view(n, r);
         Nd4j.gemm(xd, a.value(), h1, false, true, 1.0, 0.0);                 // h1 = x A^T       (N, R)
         INDArray h2 = u == null ? h1 : h2Slab.view(n, r).assign(h1).muliRowVector(uRow); // h2 = u ⊙ h1 (N, R)
@@ -165,14 +149,7 @@ final class TiedLoraLinear implements Linear {
         if (a.trained() != null) {
             Nd4j.gemm(dh, lastX, a.trained().grad(), true, false, 1.0, 1.0);      // dA += dh1^T x (R, dIn)
         }
-        if (lastMask != null) {
-            // the dropped input is no longer needed once dA has it, so its buffer takes dL/d drop(x)
-            INDArray dxAdapter = lastX;
-            Nd4j.gemm(dh, a.value(), dxAdapter, false, false, 1.0, 0.0);          // dx_d = dh1 A (N, dIn)
-            dx.addi(dxAdapter.muli(lastMask));                                     // dx += dx_d ⊙ mask
-        } else {
-            Nd4j.gemm(dh, a.value(), dx, false, false, 1.0, 1.0);                 // dx += dh1 A (N, dIn)
-        }
+        dropout.backwardThroughMatmul(dh, a.value(), dx);                           // dx += (dh1 A) ⊙ dropout mask (N, dIn)
     }
 
     private INDArray ones(long n) {
