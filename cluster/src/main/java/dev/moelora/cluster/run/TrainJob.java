@@ -65,7 +65,7 @@ public final class TrainJob {
         }
         TaskModel model = new TaskModel(base.encoder(), adapters, heads, base.tokenizer(), config.integer("data.max-length"),
                 Math.max(train.batchSize(), train.evalBatchSize()), maxChoices, maxLabels);
-        long adapterParams = adapters.parameters().stream().mapToLong(Parameter::size).sum();
+        long adapterParams = adapters.trainableParameters();
         long headParams = heads.parameters().stream().mapToLong(Parameter::size).sum();
 
         out.printf(Locale.ROOT, "moelora train -> %s%n  base model : %s (frozen)%n", runDir, base.description());

@@ -20,6 +20,18 @@ public interface Adapters {
     /** Every trainable tensor, once each (tied tensors appear once), in a stable order. */
     List<Parameter> parameters();
 
+    /** The number of trainable scalars: the sum of {@link #parameters()}' sizes. */
+    default long trainableParameters() {
+        long n = 0;
+        for (Parameter p : parameters()) n += p.size();
+        return n;
+    }
+
+    /** The seed of module {@code index} in a step seeded {@code stepSeed}: one rule for every family. */
+    static long moduleSeed(long stepSeed, int index) {
+        return stepSeed * 8_191L + index;
+    }
+
     /** Training enables dropout and sampling; evaluation disables them. */
     void setTraining(boolean training);
 

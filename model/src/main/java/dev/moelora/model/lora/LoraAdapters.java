@@ -29,7 +29,7 @@ public final class LoraAdapters implements Adapters {
 
     @Override
     public void reseed(long seed) {
-        for (int i = 0; i < modules.size(); i++) modules.get(i).reseed(seed * 8_191L + i);
+        for (int i = 0; i < modules.size(); i++) modules.get(i).reseed(Adapters.moduleSeed(seed, i));
     }
 
     @Override

@@ -38,12 +38,6 @@ public final class MoeLoraAdapters implements Adapters {
         return out;
     }
 
-    /** E (r_e (dIn + dOut) + dIn) per module. */
-    public long trainableParameters() {
-        long n = 0;
-        for (Parameter p : parameters()) n += p.size();
-        return n;
-    }
 
     @Override
     public void setTraining(boolean training) {
@@ -52,7 +46,7 @@ public final class MoeLoraAdapters implements Adapters {
 
     @Override
     public void reseed(long seed) {
-        for (int i = 0; i < modules.size(); i++) modules.get(i).reseed(seed * 8_191L + i);
+        for (int i = 0; i < modules.size(); i++) modules.get(i).reseed(Adapters.moduleSeed(seed, i));
     }
 
     @Override

@@ -29,6 +29,7 @@ public final class TaskModel {
 
     private final BertEncoder encoder;
     private final Adapters adapters;
+    private final boolean trainsEncoder; // false for a linear probe: nothing inside the encoder to back-propagate into
     private final TaskHeads heads;
     private final WordPieceTokenizer tokenizer;
     private final int maxLength;
@@ -45,6 +46,7 @@ public final class TaskModel {
                      int maxExamples, int maxChoices, int maxLabels) {
         this.encoder = encoder;
         this.adapters = adapters;
+        this.trainsEncoder = !adapters.parameters().isEmpty();
         this.heads = heads;
         this.tokenizer = tokenizer;
         this.maxLength = maxLength;
@@ -181,8 +183,7 @@ public final class TaskModel {
             Nd4j.gemm(dScoresV, heads.choiceWeight().value(), dPooledV, false, true, 1.0, 1.0);
             INDArray dHiddenV = dHidden.view((long) S * T, hidden);
             MeanPool.backward(poolW, dPooledV, dHiddenV);
-            // with nothing trainable inside the encoder (a linear probe), its backward would be wasted work
-            if (!adapters.parameters().isEmpty()) encoder.backward(dHiddenV);
+            if (trainsEncoder) encoder.backward(dHiddenV);
         }
         return new Outcome(loss, predictions, answers, countTokens(batch));
     }

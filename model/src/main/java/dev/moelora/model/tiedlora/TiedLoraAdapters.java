@@ -30,11 +30,6 @@ public final class TiedLoraAdapters implements Adapters {
         return parameters;
     }
 
-    public long trainableParameters() {
-        long n = 0;
-        for (Parameter p : parameters) n += p.size();
-        return n;
-    }
 
     @Override
     public void setTraining(boolean training) {
@@ -43,7 +38,7 @@ public final class TiedLoraAdapters implements Adapters {
 
     @Override
     public void reseed(long seed) {
-        for (int i = 0; i < modules.size(); i++) modules.get(i).reseed(seed * 8_191L + i);
+        for (int i = 0; i < modules.size(); i++) modules.get(i).reseed(Adapters.moduleSeed(seed, i));
     }
 
     @Override
