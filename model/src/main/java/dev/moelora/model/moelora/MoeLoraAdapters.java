@@ -24,18 +24,23 @@ public final class MoeLoraAdapters implements Adapters {
 
     public MoeLoraConfig config() { return config; }
 
-    /** Per module, in forward order: gate, then A_e and B_e of each expert in index order. */
+    /**
+     * Per module, in forward order: gate, then A_e and B_e of each expert in index order, as far
+     * as they live in this process (in the expert-parallel runtime only the gates do).
+     */
     @Override
     public List<Parameter> parameters() {
         List<Parameter> out = new ArrayList<>();
         for (MoeLoraLinear m : modules) {
             out.add(m.gate());
-            for (int e = 0; e < m.experts(); e++) {
-                out.add(m.a(e));
-                out.add(m.b(e));
-            }
+            out.addAll(m.bank().parameters());
         }
         return out;
+    }
+
+    /** The gates alone, in forward order: what a router of the expert-parallel runtime trains. */
+    public List<Parameter> gates() {
+        return modules.stream().map(MoeLoraLinear::gate).toList();
     }
 
 

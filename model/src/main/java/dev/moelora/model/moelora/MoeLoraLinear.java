@@ -29,7 +29,7 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
  * K_n    = the k largest p_n, ties to the lower index; kept sorted by expert index
  * g_nk   = p_nk / S_n, S_n = sum_{j in K_n} p_nj      // (N, K)  S_n summed in expert-index order
  * X_e    = drop(x)[R_e], R_e = { n : e in K_n }       // (n_e, C) rows ascending; all experts in one (NK, C) buffer
- * h1_e   = X_e A_e^T                                  // (n_e, R)
+ * h1_e   = X_e A_e^T                                  // (n_e, R)  by the expert bank (LowRankExpert), here or remote
  * H_e    = s_e h1_e B_e^T,  s_e = alpha / r_e         // (n_e, D) contribution and contrastive feature
  * y_n   += g_ne H_e,n  for e in K_n, experts in ascending index order
  * </pre>
@@ -37,7 +37,7 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
  * <pre>
  * dg_ne  = dy_n . H_e,n                               // (NK)
  * dH_e   = g_ne dy[R_e] + aux * lambda_cl / modules * dL_cl/dH_e (sampled rows only)   // (n_e, D)
- * dB_e  += s_e dH_e^T h1_e                            // (D, R)
+ * dB_e  += s_e dH_e^T h1_e                            // (D, R)  by the expert bank
  * dh1_e  = s_e dH_e B_e                               // (n_e, R)
  * dA_e  += dh1_e^T X_e                                // (R, C)
  * dX_e   = dh1_e A_e                                  // (n_e, C) summed per row over its slots (ascending expert), times the dropout mask, added to dx
@@ -74,12 +74,11 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
  */
 final class MoeLoraLinear implements Linear {
     private final Linear base;
-    private final int experts, topK, rank;
-    private final double scale, dropout, balanceWeight, contrastiveWeight, temperature, lossWeight;
+    private final int experts, topK;
+    private final double dropout, balanceWeight, contrastiveWeight, temperature, lossWeight;
     private final int maxFeatures;
     private final Parameter gate;     // (E, C)
-    private final Parameter[] a;      // E x (R, C)
-    private final Parameter[] b;      // E x (D, R)
+    private final ExpertBank bank;    // the E experts: here, or in expert actors
     private final Random dropoutRng;
     private final SupervisedContrastive contrastive;
     private SplittableRandom sampler;
@@ -92,7 +91,6 @@ final class MoeLoraLinear implements Linear {
     private Slab dropMask, dropped;          // (N, C)
     private Slab logits, dlogits;            // (N, E)
     private Slab xAll;                       // (NK, C) X_e of every expert; backward overwrites it with dX_e
-    private Slab h1All, dh1All;              // (NK, R)
     private Slab hAll, ghAll, dyAll;         // (NK, D)
     private Slab gAll, dgAll, realAll;       // (NK)
     private Slab slotOut;                    // (N, D)
@@ -124,27 +122,33 @@ final class MoeLoraLinear implements Linear {
 
     MoeLoraLinear(Linear base, INDArray gateInit, INDArray[] aInit, INDArray[] bInit, MoeLoraConfig config,
                   double lossWeight, long seed) {
+        this(base, gateInit, checkedBank(base, aInit, bInit, config), config, lossWeight, seed);
+    }
+
+    private static ExpertBank checkedBank(Linear base, INDArray[] aInit, INDArray[] bInit, MoeLoraConfig config) {
+        if (aInit.length != config.experts() || bInit.length != config.experts()) {
+            throw new IllegalArgumentException(base.name() + ": expert tensors do not match " + config.experts() + " experts");
+        }
+        return new LocalExpertBank(base.name(), aInit, bInit, config.scale());
+    }
+
+    /** A module whose experts are {@code bank}, wherever they run. */
+    MoeLoraLinear(Linear base, INDArray gateInit, ExpertBank bank, MoeLoraConfig config, double lossWeight, long seed) {
         this.base = base;
         this.experts = config.experts();
         this.topK = config.topK();
-        this.rank = config.expertRank();
-        this.scale = config.scale();
         this.dropout = config.dropout();
         this.balanceWeight = config.balanceWeight();
         this.contrastiveWeight = config.contrastiveWeight();
         this.temperature = config.temperature();
         this.maxFeatures = config.maxFeaturesPerExpert();
         this.lossWeight = lossWeight;
-        if (aInit.length != experts || bInit.length != experts || gateInit.size(0) != experts || gateInit.size(1) != base.dIn()) {
-            throw new IllegalArgumentException(base.name() + ": expert tensors do not match " + experts + " experts");
+        if (gateInit.size(0) != experts || gateInit.size(1) != base.dIn()) {
+            throw new IllegalArgumentException(base.name() + ": the gate is " + java.util.Arrays.toString(gateInit.shape())
+                    + ", expected [" + experts + ", " + base.dIn() + "]");
         }
         this.gate = new Parameter(base.name() + ".moe_gate", gateInit);
-        this.a = new Parameter[experts];
-        this.b = new Parameter[experts];
-        for (int e = 0; e < experts; e++) {
-            a[e] = new Parameter(base.name() + ".moe_A." + e, aInit[e]);
-            b[e] = new Parameter(base.name() + ".moe_B." + e, bInit[e]);
-        }
+        this.bank = bank;
         this.dropoutRng = Nd4j.getRandomFactory().getNewRandomInstance(dropoutSeed(seed));
         this.sampler = new SplittableRandom(seed);
         this.contrastive = new SupervisedContrastive(base.name(), gateInit.dataType());
@@ -163,8 +167,9 @@ final class MoeLoraLinear implements Linear {
 
     Linear base() { return base; }
     Parameter gate() { return gate; }
-    Parameter a(int e) { return a[e]; }
-    Parameter b(int e) { return b[e]; }
+    ExpertBank bank() { return bank; }
+    Parameter a(int e) { return ((LocalExpertBank) bank).a(e); }
+    Parameter b(int e) { return ((LocalExpertBank) bank).b(e); }
     int experts() { return experts; }
 
     void setTraining(boolean training) { this.training = training; }
@@ -221,8 +226,6 @@ final class MoeLoraLinear implements Linear {
         logits = new Slab(m + "moe_logits", dt, rows * experts);
         dlogits = new Slab(m + "moe_dlogits", dt, rows * experts);
         xAll = new Slab(m + "moe_x", dt, nk * c);
-        h1All = new Slab(m + "moe_h1", dt, nk * rank);
-        dh1All = new Slab(m + "moe_dh1", dt, nk * rank);
         hAll = new Slab(m + "moe_h", dt, nk * d);
         ghAll = new Slab(m + "moe_gh", dt, nk * d);
         dyAll = new Slab(m + "moe_dy", dt, nk * d);
@@ -282,19 +285,14 @@ final class MoeLoraLinear implements Linear {
         Nd4j.gemm(x, gate.value(), lg, false, true, 1.0, 0.0);             // (N, E) logits = x W_g^T
         route(lg.data(), N);
 
-        INDArray xs = xAll.view(NK, C), h1 = h1All.view(NK, rank), h = hAll.view(NK, D), gh = ghAll.view(NK, D);
+        INDArray xs = xAll.view(NK, C), h = hAll.view(NK, D), gh = ghAll.view(NK, D);
         INDArray g = gAll.view(NK, 1);
         DataBuffer gb = g.data();
         for (int r = 0; r < N; r++) {
             for (int k = 0; k < topK; k++) gb.put(slotIndex[k][r], slotGate[r * topK + k]);
         }
         Nd4j.pullRows(xd, xs, 1, rowsAll);                                 // (NK, C) X_e, expert by expert
-        for (int e = 0; e < experts; e++) {
-            if (perExpert[e] == 0) continue;
-            INDArray xe = rows(xs, offset[e], perExpert[e]), h1e = rows(h1, offset[e], perExpert[e]);
-            Nd4j.gemm(xe, a[e].value(), h1e, false, true, 1.0, 0.0);       // (n_e, R) h1 = X_e A_e^T
-            Nd4j.gemm(h1e, b[e].value(), rows(h, offset[e], perExpert[e]), false, true, scale, 0.0); // (n_e, D) H_e
-        }
+        bank.forward(xs, offset, h);                                       // (NK, D) H_e = s X_e A_e^T B_e^T
         gh.assign(h).muliColumnVector(g);                                  // (NK, D) g H
         INDArray out = slotOut.view(N, D);
         for (int k = 0; k < topK; k++) {                                   // slots in ascending expert index
@@ -470,7 +468,7 @@ final class MoeLoraLinear implements Linear {
         if (N == 0) return;
         int NK = N * topK;
         long C = dIn(), D = dOut();
-        INDArray h = hAll.view(NK, D), xs = xAll.view(NK, C), h1 = h1All.view(NK, rank), dh1 = dh1All.view(NK, rank);
+        INDArray h = hAll.view(NK, D), xs = xAll.view(NK, C);
         INDArray g = gAll.view(NK, 1);
 
         INDArray dys = dyAll.view(NK, D);
@@ -488,15 +486,7 @@ final class MoeLoraLinear implements Linear {
                 }
             }
         }
-        for (int e = 0; e < experts; e++) {
-            if (perExpert[e] == 0) continue;
-            INDArray dhe = rows(dh, offset[e], perExpert[e]), h1e = rows(h1, offset[e], perExpert[e]);
-            INDArray dh1e = rows(dh1, offset[e], perExpert[e]), xe = rows(xs, offset[e], perExpert[e]);
-            Nd4j.gemm(dhe, h1e, b[e].grad(), true, false, scale, 1.0);     // (D, R) dB_e += s dH^T h1
-            Nd4j.gemm(dhe, b[e].value(), dh1e, false, false, scale, 0.0);  // (n_e, R) dh1 = s dH B_e
-            Nd4j.gemm(dh1e, xe, a[e].grad(), true, false, 1.0, 1.0);       // (R, C) dA_e += dh1^T X_e
-            Nd4j.gemm(dh1e, a[e].value(), xe, false, false, 1.0, 0.0);     // (n_e, C) X_e's buffer now holds dX_e
-        }
+        bank.backward(dh, offset, xs);                                     // dA_e, dB_e; X_e's buffer now holds dX_e
         INDArray dxa = dxAdapter.view(N, C), tmp = slotIn.view(N, C);
         Nd4j.pullRows(xs, dxa, 1, slotIndex[0]);                           // (N, C) sum of dX over slots, ascending expert
         for (int k = 1; k < topK; k++) {

@@ -83,16 +83,31 @@ public final class AdamW {
      * {@code torch.nn.utils.clip_grad_norm_}, with its 1e-6 guard); returns the norm before clipping.
      */
     public static double clipGlobalNorm(List<Parameter> params, double maxNorm) {
-        double sq = 0;
-        for (Parameter p : params) {
-            double n = p.grad().norm2Number().doubleValue();
-            sq += n * n;
-        }
-        double norm = Math.sqrt(sq);
-        double factor = maxNorm / (norm + 1e-6);
-        if (maxNorm > 0 && factor < 1) {
+        double[] norms = new double[params.size()];
+        for (int i = 0; i < norms.length; i++) norms[i] = norm(params.get(i));
+        double norm = globalNorm(norms);
+        double factor = clipFactor(norm, maxNorm);
+        if (factor < 1) {
             for (Parameter p : params) p.grad().muli(factor);
         }
         return norm;
+    }
+
+    /** One parameter's gradient L2 norm: the per-tensor term of the global norm, wherever the tensor lives. */
+    public static double norm(Parameter p) {
+        return p.grad().norm2Number().doubleValue();
+    }
+
+    /** sqrt(sum of squares) of per-tensor norms, summed in the given order (the parameters' order). */
+    public static double globalNorm(double[] norms) {
+        double sq = 0;
+        for (double n : norms) sq += n * n;
+        return Math.sqrt(sq);
+    }
+
+    /** The factor clipping multiplies every gradient by: below 1 only when maxNorm > 0 and the norm exceeds it. */
+    public static double clipFactor(double norm, double maxNorm) {
+        double factor = maxNorm / (norm + 1e-6);
+        return maxNorm > 0 && factor < 1 ? factor : 1;
     }
 }

@@ -41,10 +41,30 @@ public final class ExampleSampler {
     }
 
     public List<Item> next(int batchSize) {
-        List<Item> batch = new ArrayList<>(batchSize);
-        while (batch.size() < batchSize) {
+        return items(nextIndices(batchSize));
+    }
+
+    /**
+     * The next batch as indices into the pooled examples (task order, then each task's train order):
+     * how a coordinator names a micro-batch to a router that loaded the same tasks.
+     */
+    public int[] nextIndices(int batchSize) {
+        int[] batch = new int[batchSize];
+        for (int i = 0; i < batchSize; i++) {
             if (position == order.length) shuffle(epoch + 1);
-            batch.add(items.get(order[position++]));
+            batch[i] = order[position++];
+        }
+        return batch;
+    }
+
+    /** The examples at these indices, as {@link #nextIndices} numbers them. */
+    public List<Item> items(int[] indices) {
+        List<Item> batch = new ArrayList<>(indices.length);
+        for (int i : indices) {
+            if (i < 0 || i >= items.size()) {
+                throw new IllegalArgumentException("example index " + i + " is outside the " + items.size() + " training examples");
+            }
+            batch.add(items.get(i));
         }
         return batch;
     }

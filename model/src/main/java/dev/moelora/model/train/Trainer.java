@@ -34,6 +34,7 @@ public final class Trainer {
     private final AdamW optimizer;
     private final ExampleSampler sampler;
     private final LrSchedule schedule;
+    private final MicroBatchGradients accumulation; // null without gradient accumulation
     private int step;
 
     /** Trains the model's adapters and heads. */
@@ -47,6 +48,7 @@ public final class Trainer {
         this.optimizer = AdamW.withDefaults(this.params, config.weightDecay());
         this.sampler = new ExampleSampler(tasks, config.seed());
         this.schedule = config.schedule();
+        this.accumulation = config.gradAccum() > 1 ? new MicroBatchGradients(this.params, config.gradAccum()) : null;
     }
 
     public AdamW optimizer() { return optimizer; }
@@ -66,17 +68,19 @@ public final class Trainer {
         for (; step < Math.min(until, config.steps()); step++) {
             long start = System.nanoTime();
             for (Parameter p : params) p.zeroGrad();
-            reseedDropout();
             double loss = 0, aux = 0;
             int tokens = 0;
             adapters.setAuxiliaryLossScale(1.0 / config.gradAccum());
             for (int m = 0; m < config.gradAccum(); m++) {
+                adapters.reseed(microBatchSeed(config.seed(), step, m));
                 TaskModel.Outcome o = model.trainStep(sampler.next(config.batchSize()), 1.0 / config.gradAccum());
                 double microAux = adapters.takeAuxiliaryLoss();
                 loss += (o.loss() + microAux) / config.gradAccum();
                 aux += microAux / config.gradAccum();
                 tokens += o.tokens();
+                if (accumulation != null) accumulation.capture(m);
             }
+            if (accumulation != null) accumulation.reduce(config.gradAccum());
             if (!Double.isFinite(loss)) {
                 throw new IllegalStateException("loss became " + loss + " at step " + step + "; lower train.lr or enable train.clip-norm");
             }
@@ -88,9 +92,13 @@ public final class Trainer {
         setTraining(false);
     }
 
-    /** Dropout masks are a function of (seed, step), not of how many steps this process ran. */
-    private void reseedDropout() {
-        adapters.reseed(config.seed() * 1_000_003L + step);
+    /**
+     * The seed of every adapter stream (dropout masks, feature sampling) in micro-batch {@code micro}
+     * of step {@code step}: a function of (seed, step, micro-batch), not of how many steps this
+     * process ran nor of which router runs the micro-batch.
+     */
+    public static long microBatchSeed(long seed, int step, int micro) {
+        return seed * 1_000_003L + step + micro * 0x9E3779B97F4A7C15L;
     }
 
     private void setTraining(boolean training) {
