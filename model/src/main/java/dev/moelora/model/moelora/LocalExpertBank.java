@@ -29,8 +29,8 @@ final class LocalExpertBank implements ExpertBank {
         this.a = new Parameter[aInit.length];
         this.b = new Parameter[bInit.length];
         for (int e = 0; e < aInit.length; e++) {
-            a[e] = new Parameter(name + ".moe_A." + e, aInit[e]);
-            b[e] = new Parameter(name + ".moe_B." + e, bInit[e]);
+            a[e] = new Parameter(MoeLora.aName(name, e), aInit[e]);
+            b[e] = new Parameter(MoeLora.bName(name, e), bInit[e]);
         }
     }
 

@@ -30,6 +30,16 @@ public final class MoeLora {
     /** One module's initial tensors: gate (E, dIn), A_e (r_e, dIn), B_e (dOut, r_e), and its stream seed. */
     public record ModuleInit(ModuleShape shape, INDArray gate, INDArray[] a, INDArray[] b, long streamSeed) {}
 
+    /** The name of expert e's A in module {@code module}: the same in every process and in saved adapters. */
+    public static String aName(String module, int e) {
+        return module + ".moe_A." + e;
+    }
+
+    /** The name of expert e's B in module {@code module}. */
+    public static String bName(String module, int e) {
+        return module + ".moe_B." + e;
+    }
+
     /** Builds the experts of one module; the runtime's factory dispatches to expert actors instead. */
     @FunctionalInterface
     public interface BankFactory {

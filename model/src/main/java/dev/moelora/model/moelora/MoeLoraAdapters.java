@@ -38,6 +38,27 @@ public final class MoeLoraAdapters implements Adapters {
         return out;
     }
 
+    /** Every adapted module's name and shape, in forward order. */
+    public List<MoeLora.ModuleShape> shapes() {
+        return modules.stream().map(m -> new MoeLora.ModuleShape(m.name(), m.dIn(), m.dOut())).toList();
+    }
+
+    /**
+     * The names of every trainable tensor of the single-process layout, in its order (per module:
+     * gate, then A_e and B_e per expert), wherever the tensors live.
+     */
+    public List<String> parameterNames() {
+        List<String> out = new ArrayList<>();
+        for (MoeLoraLinear m : modules) {
+            out.add(m.gate().name());
+            for (int e = 0; e < config.experts(); e++) {
+                out.add(MoeLora.aName(m.name(), e));
+                out.add(MoeLora.bName(m.name(), e));
+            }
+        }
+        return out;
+    }
+
     /** The gates alone, in forward order: what a router of the expert-parallel runtime trains. */
     public List<Parameter> gates() {
         return modules.stream().map(MoeLoraLinear::gate).toList();

@@ -1,0 +1,150 @@
+package dev.moelora.experts;
+
+import dev.moelora.proto.frame.TensorFrameReceiver;
+import dev.moelora.proto.frame.TensorFrameSender;
+import dev.moelora.proto.wire.Direction;
+import dev.moelora.proto.wire.TensorFrameHeader;
+import io.aeron.Aeron;
+import io.aeron.ExclusivePublication;
+import io.aeron.FragmentAssembler;
+import io.aeron.Subscription;
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicReferenceArray;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * An expert node's data plane: one thread polls the node's Aeron subscription, checks every
+ * tensor frame (the receiver drops and counts malformed ones), copies each dispatch straight into
+ * the addressed expert's input buffer and tells that expert's actor; the experts reply on their
+ * own publications, one per router. The polling thread never computes; the experts never poll.
+ */
+public final class ExpertDataPlane implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(ExpertDataPlane.class);
+
+    /** Where a router listens for replies. */
+    public record Endpoint(String channel, int stream) {}
+
+    private final Aeron aeron;
+    private final Subscription subscription;
+    private final TensorFrameReceiver receiver;
+    private final FragmentAssembler assembler;
+    private final Duration deadline;
+    private final Thread poller;
+    private volatile boolean running = true;
+    private volatile long runId = Long.MIN_VALUE;
+    private volatile List<Endpoint> routers = List.of();
+    private final AtomicReferenceArray<ExpertState> states;
+    private final AtomicReferenceArray<ActorRef<ExpertActor.Command>> actors;
+    private final AtomicReferenceArray<TensorFrameSender[]> senders; // (experts) x (routers): an expert replies on its own publications
+    private final List<ExclusivePublication> publications = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+    /**
+     * Subscribes to {@code channel}/{@code stream} and starts polling.
+     *
+     * @param maxExperts the largest expert index + 1 this node may host
+     * @param deadline   how long a reply may wait on back-pressure or an absent router before it fails
+     */
+    public ExpertDataPlane(Aeron aeron, String channel, int stream, int maxExperts, Duration deadline) {
+        this.aeron = aeron;
+        this.deadline = deadline;
+        this.subscription = aeron.addSubscription(channel, stream);
+        this.states = new AtomicReferenceArray<>(maxExperts);
+        this.actors = new AtomicReferenceArray<>(maxExperts);
+        this.senders = new AtomicReferenceArray<>(maxExperts);
+        this.receiver = new TensorFrameReceiver(run -> run == runId, new TensorFrameReceiver.Sink() {
+            @Override public ByteBuffer destination(TensorFrameHeader h) { return ExpertDataPlane.this.destination(h); }
+            @Override public void onTensor(TensorFrameHeader h, ByteBuffer b) { ExpertDataPlane.this.onTensor(h); }
+        });
+        this.assembler = new FragmentAssembler(receiver);
+        this.poller = new Thread(this::poll, "expert-data-plane");
+        this.poller.setDaemon(true);
+        this.poller.start();
+    }
+
+    /** The run whose frames are accepted and the routers' endpoints, by router index. */
+    public void startRun(long runId, List<Endpoint> routers) {
+        this.routers = List.copyOf(routers);
+        this.runId = runId;
+    }
+
+    public TensorFrameReceiver receiver() { return receiver; }
+
+    /** Called by an expert's actor, on its own thread, once its state exists. */
+    void register(ExpertState state, ActorRef<ExpertActor.Command> actor) {
+        int e = state.expert();
+        if (e >= states.length()) throw new IllegalArgumentException("expert " + e + " on a node sized for " + states.length());
+        List<Endpoint> r = routers;
+        TensorFrameSender[] s = new TensorFrameSender[r.size()];
+        for (int i = 0; i < s.length; i++) {
+            ExclusivePublication p = aeron.addExclusivePublication(r.get(i).channel(), r.get(i).stream());
+            publications.add(p);
+            s[i] = new TensorFrameSender(p, deadline);
+        }
+        senders.set(e, s);
+        actors.set(e, actor);
+        states.set(e, state);
+    }
+
+    /** Sends an expert's reply to router {@code router}; called on that expert's thread only. */
+    void reply(int router, TensorFrameHeader header, ByteBuffer payload) {
+        TensorFrameSender[] s = senders.get(header.getExpert());
+        if (router < 0 || router >= s.length) {
+            LOG.warn("expert {}: a dispatch named router {}, but the run has {} routers; no reply", header.getExpert(), router, s.length);
+            return;
+        }
+        s[router].send(header, payload, payload.position(), payload.remaining());
+    }
+
+    private ByteBuffer destination(TensorFrameHeader h) {
+        if (h.getDirection() != Direction.FORWARD_INPUT && h.getDirection() != Direction.BACKWARD_INPUT) return null;
+        if (h.getExpert() < 0 || h.getExpert() >= states.length() || h.getShapeCount() != 2) return null;
+        ExpertState state = states.get(h.getExpert());
+        if (state == null) return null;
+        boolean backward = h.getDirection() == Direction.BACKWARD_INPUT;
+        if (h.getModule() < 0 || h.getModule() >= state.modules() || h.getShape(1) != state.inputColumns(h.getModule(), backward)) {
+            return null;
+        }
+        return state.input(h.getMicroBatch(), h.getModule(), h.getShape(0), backward);
+    }
+
+    private void onTensor(TensorFrameHeader h) {
+        actors.get(h.getExpert()).tell(new ExpertActor.Compute(h));
+    }
+
+    private void poll() {
+        IdleStrategy idle = new BackoffIdleStrategy(100, 10, 1_000, 100_000);
+        while (running) {
+            try {
+                idle.idle(subscription.poll(assembler, 16));
+            } catch (RuntimeException e) {
+                LOG.error("expert data plane: a frame could not be handled; dropped", e);
+            }
+        }
+    }
+
+    /** Experts registered so far, ascending. */
+    List<Integer> hosted() {
+        List<Integer> out = new ArrayList<>();
+        for (int e = 0; e < states.length(); e++) if (states.get(e) != null) out.add(e);
+        return out;
+    }
+
+    @Override
+    public void close() {
+        running = false;
+        try {
+            poller.join(2_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        subscription.close();
+        for (ExclusivePublication p : publications) p.close();
+    }
+}

@@ -1,0 +1,231 @@
+package dev.moelora.router;
+
+import dev.moelora.model.data.Task;
+import dev.moelora.model.moelora.MoeLora;
+import dev.moelora.model.moelora.MoeLoraAdapters;
+import dev.moelora.model.optim.AdamW;
+import dev.moelora.model.optim.Parameter;
+import dev.moelora.model.safetensors.Safetensors;
+import dev.moelora.model.task.TaskModel;
+import dev.moelora.model.train.Evaluation;
+import dev.moelora.model.train.ExampleSampler;
+import dev.moelora.model.train.MicroBatchGradients;
+import dev.moelora.model.train.TrainConfig;
+import dev.moelora.model.train.Trainer;
+import dev.moelora.proto.control.Applied;
+import dev.moelora.proto.control.CoordinatorEvent;
+import dev.moelora.proto.control.DataEndpoint;
+import dev.moelora.proto.control.Evaluated;
+import dev.moelora.proto.control.ExpertPlacement;
+import dev.moelora.proto.control.Failed;
+import dev.moelora.proto.control.InitRouter;
+import dev.moelora.proto.control.MicroBatchDone;
+import dev.moelora.proto.control.ModuleShape;
+import dev.moelora.proto.control.ParameterNorm;
+import dev.moelora.proto.control.Reduced;
+import dev.moelora.proto.control.RouterReady;
+import dev.moelora.proto.control.RouterRequest;
+import dev.moelora.proto.control.RunMicroBatch;
+import dev.moelora.proto.control.Saved;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorRefResolver;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/**
+ * A router of the expert-parallel runtime: the frozen trunk with its MoELoRA gates and the task
+ * heads, one micro-batch at a time. At every adapted module it routes tokens and dispatches each
+ * expert's rows over Aeron ({@link RemoteExpertBank}); the losses (task, balance, contrastive)
+ * are computed here, by the same module code as the single-process reference. Between
+ * data-parallel routers it all-gathers the gate and head gradients and reduces them in
+ * micro-batch order, so every router applies the same update. It must be spawned on a pinned
+ * dispatcher: a micro-batch blocks its thread. It never holds an expert's parameters.
+ */
+public final class RouterActor {
+    public sealed interface Command {}
+
+    /** A request from the coordinator. */
+    public record Request(RouterRequest request) implements Command {}
+
+    /** What a router trains, built from the run's configuration by whoever knows its format. */
+    public record Workload(TaskModel model, MoeLoraAdapters adapters, List<Task> tasks, ExampleSampler sampler, TrainConfig train) {}
+
+    @FunctionalInterface
+    public interface WorkloadFactory {
+        /** Builds the model with its MoELoRA experts made by {@code banks}. */
+        Workload build(String config, MoeLora.BankFactory banks);
+    }
+
+    private final ActorContext<Command> ctx;
+    private final RouterDataPlane plane;
+    private final WorkloadFactory factory;
+    private final ActorRefResolver resolver;
+    private final RemoteExpertBank.Position position = new RemoteExpertBank.Position();
+    private Workload work;
+    private List<Parameter> params;        // gates, then heads: what this router trains
+    private AdamW optimizer;
+    private MicroBatchGradients gradients;
+    private long step = Long.MIN_VALUE;
+    private final List<Integer> mine = new ArrayList<>();
+
+    private RouterActor(ActorContext<Command> ctx, RouterDataPlane plane, WorkloadFactory factory) {
+        this.ctx = ctx;
+        this.plane = plane;
+        this.factory = factory;
+        this.resolver = ActorRefResolver.get(ctx.getSystem());
+    }
+
+    public static Behavior<Command> create(RouterDataPlane plane, WorkloadFactory factory) {
+        return Behaviors.setup(ctx -> new RouterActor(ctx, plane, factory).behavior());
+    }
+
+    private String name() {
+        return "router " + plane.router();
+    }
+
+    private Behavior<Command> behavior() {
+        return Behaviors.receive(Command.class)
+                .onMessage(Request.class, r -> {
+                    ActorRef<CoordinatorEvent> replyTo = resolver.resolveActorRef(r.request().getReplyTo());
+                    CoordinatorEvent.Builder event = CoordinatorEvent.newBuilder().setFrom(name());
+                    try {
+                        handle(r.request(), event);
+                    } catch (RuntimeException | java.io.IOException e) {
+                        ctx.getLog().error("{}: {} failed", name(), r.request().getRequestCase(), e);
+                        event.clearEvent().setFailed(Failed.newBuilder().setMessage(name() + ": " + e.getMessage()));
+                    }
+                    replyTo.tell(event.build());
+                    return Behaviors.same();
+                })
+                .build();
+    }
+
+    private void handle(RouterRequest request, CoordinatorEvent.Builder event) throws java.io.IOException {
+        switch (request.getRequestCase()) {
+            case INIT -> event.setRouterReady(init(request.getInit()));
+            case RUN -> event.setMicroBatchDone(run(request.getRun()));
+            case REDUCE -> event.setReduced(reduce(request.getReduce().getStep(), request.getReduce().getMicroBatches()));
+            case APPLY -> {
+                requireWork();
+                double clip = request.getApply().getClipFactor();
+                if (clip < 1) for (Parameter p : params) p.grad().muli(clip);
+                optimizer.step(request.getApply().getLr());
+                for (Parameter p : params) p.zeroGrad();
+                event.setApplied(Applied.newBuilder().setStep(request.getApply().getStep()));
+            }
+            case EVALUATE -> event.setEvaluated(evaluate());
+            case SAVE -> event.setSaved(save(Path.of(request.getSave().getDirectory())));
+            default -> throw new IllegalArgumentException("unknown request " + request.getRequestCase());
+        }
+    }
+
+    private void requireWork() {
+        if (work == null) throw new IllegalStateException("not initialised: the coordinator must send init first");
+    }
+
+    private RouterReady init(InitRouter init) {
+        if (work != null) throw new IllegalStateException("already initialised");
+        List<RouterDataPlane.Endpoint> experts = new ArrayList<>();
+        for (ExpertPlacement p : init.getPlacementList()) {
+            if (p.getExpert() != experts.size()) throw new IllegalArgumentException("placement must list experts 0.. in order, got " + p.getExpert());
+            experts.add(endpoint(p.getEndpoint()));
+        }
+        List<RouterDataPlane.Endpoint> routers = init.getRoutersList().stream().map(RouterActor::endpoint).toList();
+        plane.startRun(init.getRunId(), experts, routers);
+        work = factory.build(init.getConfig(), (i, moduleInit, config) -> new RemoteExpertBank(plane, position, i, moduleInit.shape().name()));
+        List<Parameter> all = new ArrayList<>(work.adapters().parameters());
+        all.addAll(work.model().heads().parameters());
+        params = List.copyOf(all);
+        optimizer = AdamW.withDefaults(params, work.train().weightDecay());
+        gradients = new MicroBatchGradients(params, work.train().gradAccum());
+        RouterReady.Builder ready = RouterReady.newBuilder().setRouter(plane.router()).setTrainingExamples(work.sampler().size());
+        for (MoeLora.ModuleShape s : work.adapters().shapes()) {
+            ready.addModules(ModuleShape.newBuilder().setName(s.name()).setDIn(s.dIn()).setDOut(s.dOut()));
+        }
+        ready.addAllParameterOrder(work.adapters().parameterNames());
+        for (Parameter p : work.model().heads().parameters()) ready.addParameterOrder(p.name());
+        return ready.build();
+    }
+
+    private static RouterDataPlane.Endpoint endpoint(DataEndpoint e) {
+        return new RouterDataPlane.Endpoint(e.getChannel(), e.getStream());
+    }
+
+    private MicroBatchDone run(RunMicroBatch run) {
+        requireWork();
+        int micro = run.getMicroBatch(), total = run.getMicroBatches();
+        if (total != gradients.microBatches()) {
+            throw new IllegalArgumentException("step with " + total + " micro-batches; this run has train.grad-accum = " + gradients.microBatches());
+        }
+        if (run.getStep() != step) {
+            step = run.getStep();
+            mine.clear();
+            int routers = Math.max(1, plane.routers());
+            boolean[] own = new boolean[total];
+            for (int m = 0; m < total; m++) own[m] = m % routers == plane.router();
+            INDArray[][] slots = new INDArray[total][params.size()];
+            for (int m = 0; m < total; m++) for (int i = 0; i < params.size(); i++) slots[m][i] = gradients.slot(m, i);
+            plane.beginStep(step, slots, own);
+        }
+        mine.add(micro);
+        int[] examples = run.getExamplesList().stream().mapToInt(Integer::intValue).toArray();
+        position.step = step;
+        position.micro = micro;
+        work.adapters().setTraining(true);
+        work.adapters().setAuxiliaryLossScale(1.0 / total);
+        work.adapters().reseed(Trainer.microBatchSeed(work.train().seed(), (int) step, micro));
+        TaskModel.Outcome o = work.model().trainStep(work.sampler().items(examples), 1.0 / total);
+        double aux = work.adapters().takeAuxiliaryLoss();
+        gradients.capture(micro);
+        return MicroBatchDone.newBuilder().setRouter(plane.router()).setStep(step).setMicroBatch(micro)
+                .setLoss(o.loss()).setAuxLoss(aux).setTokens(o.tokens()).build();
+    }
+
+    private Reduced reduce(long reduceStep, int microBatches) {
+        requireWork();
+        if (reduceStep != step) throw new IllegalStateException("reduce of step " + reduceStep + " but this router ran step " + step);
+        INDArray[] tensors = new INDArray[params.size()];
+        for (int m : mine) {
+            for (int i = 0; i < tensors.length; i++) tensors[i] = gradients.slot(m, i);
+            plane.sendGradients(step, m, tensors);
+        }
+        plane.awaitGradients(step, (microBatches - mine.size()) * params.size());
+        gradients.reduce(microBatches);
+        Reduced.Builder r = Reduced.newBuilder().setStep(step);
+        for (Parameter p : params) r.addNorms(ParameterNorm.newBuilder().setParameter(p.name()).setNorm(AdamW.norm(p)));
+        return r.build();
+    }
+
+    private Evaluated evaluate() {
+        requireWork();
+        work.adapters().setTraining(false);
+        position.step = -1;
+        position.micro = 0;
+        List<Evaluation.TaskScore> scores = Evaluation.run(work.model(), work.tasks(), work.train().evalBatchSize());
+        StringBuilder json = new StringBuilder("[");
+        for (Evaluation.TaskScore s : scores) {
+            if (json.length() > 1) json.append(',');
+            json.append(String.format(java.util.Locale.ROOT, "{\"task\":\"%s\",\"examples\":%d,\"correct\":%d,\"chance\":%s}",
+                    s.task().replace("\"", "\\\""), s.examples(), s.correct(), s.chance()));
+        }
+        return Evaluated.newBuilder().setReportJson(json.append(']').toString()).build();
+    }
+
+    private Saved save(Path dir) throws java.io.IOException {
+        requireWork();
+        Files.createDirectories(dir);
+        Map<String, INDArray> tensors = new LinkedHashMap<>();
+        for (Parameter p : params) tensors.put(p.name(), p.value());
+        Path file = dir.resolve("router-" + plane.router() + ".safetensors");
+        Safetensors.write(file, tensors, Map.of("router", Integer.toString(plane.router())));
+        return Saved.newBuilder().addFiles(file.toString()).build();
+    }
+}

@@ -1,0 +1,269 @@
+package dev.moelora.router;
+
+import dev.moelora.proto.frame.FrameError;
+import dev.moelora.proto.frame.TensorFrameReceiver;
+import dev.moelora.proto.frame.TensorFrameSender;
+import dev.moelora.proto.wire.DType;
+import dev.moelora.proto.wire.Direction;
+import dev.moelora.proto.wire.TensorFrameHeader;
+import io.aeron.Aeron;
+import io.aeron.ExclusivePublication;
+import io.aeron.FragmentAssembler;
+import io.aeron.Subscription;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/**
+ * A router's data plane, driven by the router's own thread: it sends each expert its rows (or
+ * their gradients) as tensor frames and polls the router's subscription until every expert
+ * addressed has answered, writing each answer straight into the rows it belongs to. It also
+ * all-gathers the router-side gradients (gates, heads) between data-parallel routers. Frames that
+ * do not match what is awaited (stale, duplicate, wrong shape) are dropped and counted; a wait
+ * that outlasts the timeout fails with the experts and nodes that did not answer.
+ */
+public final class RouterDataPlane implements AutoCloseable {
+    /** Where an expert or a router listens. */
+    public record Endpoint(String channel, int stream) {}
+
+    private final Aeron aeron;
+    private final int router;
+    private final Subscription subscription;
+    private final TensorFrameReceiver receiver;
+    private final FragmentAssembler assembler;
+    private final Duration timeout;
+    private final IdleStrategy idle = new BackoffIdleStrategy(100, 10, 1_000, 50_000);
+    private final List<ExclusivePublication> publications = new ArrayList<>();
+    private long runId = Long.MIN_VALUE;
+    private TensorFrameSender[] expertSender = new TensorFrameSender[0]; // by expert: its node's publication
+    private Endpoint[] expertEndpoint = new Endpoint[0];
+    private TensorFrameSender[] routerSender = new TensorFrameSender[0]; // by router; null for this one
+    private long unexpected;
+
+    // what the current exchange awaits
+    private Direction awaited;
+    private long step;
+    private int micro, module;
+    private ByteBuffer[] answer = new ByteBuffer[0]; // by expert: where its answer goes, null when none is awaited
+    private long[] answerRows = new long[0];
+    private long answerCols;
+    private int outstanding;
+
+    // the gradient all-gather of the current step
+    private long gradientStep = Long.MIN_VALUE;
+    private ByteBuffer[][] gradientSlot = new ByteBuffer[0][]; // (micro-batches, tensors)
+    private boolean[] ownMicro = new boolean[0];
+    private int gradientsArrived;
+
+    public RouterDataPlane(Aeron aeron, int router, String channel, int stream, Duration timeout) {
+        this.aeron = aeron;
+        this.router = router;
+        this.timeout = timeout;
+        this.subscription = aeron.addSubscription(channel, stream);
+        this.receiver = new TensorFrameReceiver(run -> run == runId, new TensorFrameReceiver.Sink() {
+            @Override public ByteBuffer destination(TensorFrameHeader h) { return RouterDataPlane.this.destination(h); }
+            @Override public void onTensor(TensorFrameHeader h, ByteBuffer b) { RouterDataPlane.this.onTensor(h); }
+        });
+        this.assembler = new FragmentAssembler(receiver);
+    }
+
+    public int router() { return router; }
+
+    /** Routers in the run (after {@link #startRun}). */
+    int routers() { return routerSender.length; }
+
+    /** Frames dropped so far: malformed ones by kind (the receiver's counts) plus those nothing awaited. */
+    public String droppedSummary() {
+        Map<String, Long> out = new LinkedHashMap<>();
+        for (FrameError k : FrameError.values()) if (receiver.dropped(k) > 0) out.put(k.name(), receiver.dropped(k));
+        if (unexpected > 0) out.put("NOT_AWAITED", unexpected);
+        return out.isEmpty() ? "none" : out.toString();
+    }
+
+    public TensorFrameReceiver receiver() { return receiver; }
+
+    /**
+     * Connects to the run's experts and routers.
+     *
+     * @param experts by expert index, the endpoint of the node that hosts it
+     * @param routers by router index, every router's endpoint (this one's included)
+     */
+    public void startRun(long runId, List<Endpoint> experts, List<Endpoint> routers) {
+        this.runId = runId;
+        Map<Endpoint, TensorFrameSender> byNode = new HashMap<>();
+        expertSender = new TensorFrameSender[experts.size()];
+        expertEndpoint = experts.toArray(new Endpoint[0]);
+        for (int e = 0; e < experts.size(); e++) {
+            expertSender[e] = byNode.computeIfAbsent(experts.get(e), this::sender);
+        }
+        routerSender = new TensorFrameSender[routers.size()];
+        for (int r = 0; r < routers.size(); r++) if (r != router) routerSender[r] = sender(routers.get(r));
+        answer = new ByteBuffer[experts.size()];
+        answerRows = new long[experts.size()];
+    }
+
+    private TensorFrameSender sender(Endpoint endpoint) {
+        ExclusivePublication p = aeron.addExclusivePublication(endpoint.channel(), endpoint.stream());
+        publications.add(p);
+        return new TensorFrameSender(p, timeout);
+    }
+
+    /** A little-endian byte view of an array's memory, positioned at its first element. */
+    static ByteBuffer bytes(INDArray a) {
+        ByteBuffer b = a.data().asNio().order(ByteOrder.LITTLE_ENDIAN);
+        b.position((int) (a.offset() * Float.BYTES));
+        return b;
+    }
+
+    /**
+     * Sends each expert with rows its rows of {@code in} and waits until every one has written its
+     * answer into the same rows of {@code out}.
+     *
+     * @param direction FORWARD_INPUT (rows x in, H out) or BACKWARD_INPUT (dL/dH in, dL/dX out)
+     * @param in        (NK, inCols) expert by expert
+     * @param offset    (E + 1) row ranges per expert
+     * @param out       (NK, outCols)
+     */
+    void exchange(Direction direction, long step, int micro, int module, int layer, String moduleName, INDArray in, int[] offset,
+                  INDArray out) {
+        long inCols = in.size(1), outCols = out.size(1);
+        ByteBuffer src = bytes(in), dst = bytes(out);
+        int srcBase = src.position(), dstBase = dst.position();
+        this.awaited = direction == Direction.FORWARD_INPUT ? Direction.FORWARD_OUTPUT : Direction.BACKWARD_OUTPUT;
+        this.step = step;
+        this.micro = micro;
+        this.module = module;
+        this.answerCols = outCols;
+        outstanding = 0;
+        int experts = offset.length - 1;
+        if (experts != expertSender.length) {
+            throw new IllegalStateException("module " + moduleName + " routes to " + experts + " experts, the run placed " + expertSender.length);
+        }
+        for (int e = 0; e < experts; e++) {
+            long n = offset[e + 1] - offset[e];
+            answer[e] = null;
+            if (n == 0) continue;
+            ByteBuffer d = dst.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+            int at = dstBase + (int) (offset[e] * outCols * Float.BYTES);
+            d.limit(at + (int) (n * outCols * Float.BYTES)).position(at);
+            answer[e] = d;
+            answerRows[e] = n;
+            outstanding++;
+        }
+        for (int e = 0; e < experts; e++) {
+            long n = offset[e + 1] - offset[e];
+            if (n == 0) continue;
+            TensorFrameHeader h = TensorFrameHeader.newBuilder().setRunId(runId).setStep(step).setMicroBatch(micro).setLayer(layer)
+                    .setModule(module).setExpert(e).setSource(router).setDirection(direction).setDtype(DType.FLOAT32)
+                    .addShape(n).addShape(inCols).build();
+            expertSender[e].send(h, src, srcBase + (int) (offset[e] * inCols * Float.BYTES), (int) (n * inCols * Float.BYTES));
+        }
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (outstanding > 0) {
+            idle.idle(subscription.poll(assembler, 16));
+            if (outstanding > 0 && System.nanoTime() > deadline) {
+                List<String> silent = new ArrayList<>();
+                for (int e = 0; e < experts; e++) if (answer[e] != null) silent.add("expert " + e + " at " + expertEndpoint[e].channel());
+                awaited = null;
+                throw new IllegalStateException("router " + router + ", step " + step + ", micro-batch " + micro + ", module " + moduleName
+                        + ": no " + direction.name().replace("_INPUT", "_OUTPUT") + " within " + timeout.toSeconds() + " s from " + silent
+                        + "; frames dropped so far: " + droppedSummary());
+            }
+        }
+        awaited = null;
+    }
+
+    /**
+     * Opens the gradient all-gather of {@code step}: slot buffers by (micro-batch, tensor) and which
+     * micro-batches this router computed itself. Frames for the step that arrive while the router
+     * is still busy are kept.
+     */
+    void beginStep(long step, INDArray[][] slots, boolean[] own) {
+        if (step == gradientStep) return;
+        gradientStep = step;
+        gradientsArrived = 0;
+        ownMicro = own;
+        gradientSlot = new ByteBuffer[slots.length][];
+        for (int m = 0; m < slots.length; m++) {
+            gradientSlot[m] = new ByteBuffer[slots[m].length];
+            for (int i = 0; i < slots[m].length; i++) gradientSlot[m][i] = bytes(slots[m][i]);
+        }
+    }
+
+    /** Sends this router's micro-batch gradients to every other router. */
+    void sendGradients(long step, int micro, INDArray[] tensors) {
+        for (int r = 0; r < routerSender.length; r++) {
+            if (routerSender[r] == null) continue;
+            for (int i = 0; i < tensors.length; i++) {
+                TensorFrameHeader.Builder h = TensorFrameHeader.newBuilder().setRunId(runId).setStep(step).setMicroBatch(micro).setLayer(-1)
+                        .setModule(i).setExpert(-1).setSource(router).setDirection(Direction.GRADIENT).setDtype(DType.FLOAT32);
+                for (long d : tensors[i].shape()) h.addShape(d);
+                ByteBuffer src = bytes(tensors[i]);
+                routerSender[r].send(h.build(), src, src.position(), (int) (tensors[i].length() * Float.BYTES));
+            }
+        }
+    }
+
+    /** Waits until {@code expected} gradient tensors of the step have arrived from the other routers. */
+    void awaitGradients(long step, int expected) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (gradientsArrived < expected) {
+            idle.idle(subscription.poll(assembler, 16));
+            if (gradientsArrived < expected && System.nanoTime() > deadline) {
+                throw new IllegalStateException("router " + router + ", step " + step + ": " + gradientsArrived + " of " + expected
+                        + " gradient tensors from the other routers within " + timeout.toSeconds() + " s; frames dropped so far: " + droppedSummary());
+            }
+        }
+    }
+
+    private ByteBuffer destination(TensorFrameHeader h) {
+        if (h.getDirection() == Direction.GRADIENT) {
+            int m = h.getMicroBatch(), i = h.getModule();
+            if (h.getStep() != gradientStep || m < 0 || m >= gradientSlot.length || ownMicro[m] || i < 0 || i >= gradientSlot[m].length
+                    || gradientSlot[m][i] == null) {
+                unexpected++;
+                return null;
+            }
+            ByteBuffer d = gradientSlot[m][i];
+            long n = 1;
+            for (long s : h.getShapeList()) n *= s;
+            if (n * Float.BYTES != d.remaining()) {
+                unexpected++;
+                return null;
+            }
+            gradientSlot[m][i] = null; // one copy per (micro-batch, tensor); a duplicate is dropped
+            return d;
+        }
+        int e = h.getExpert();
+        if (h.getDirection() != awaited || h.getStep() != step || h.getMicroBatch() != micro || h.getModule() != module
+                || e < 0 || e >= answer.length || answer[e] == null || h.getShapeCount() != 2
+                || h.getShape(0) != answerRows[e] || h.getShape(1) != answerCols) {
+            unexpected++;
+            return null;
+        }
+        return answer[e];
+    }
+
+    private void onTensor(TensorFrameHeader h) {
+        if (h.getDirection() == Direction.GRADIENT) {
+            gradientsArrived++;
+            return;
+        }
+        answer[h.getExpert()] = null;
+        outstanding--;
+    }
+
+    @Override
+    public void close() {
+        subscription.close();
+        for (ExclusivePublication p : publications) p.close();
+    }
+}
