@@ -3,14 +3,15 @@ package dev.moelora.cluster;
 import dev.moelora.cluster.cli.BenchCommand;
 import dev.moelora.cluster.cli.ExperimentCommand;
 import dev.moelora.cluster.cli.ForwardCommand;
+import dev.moelora.cluster.cli.NodeCommand;
 import dev.moelora.cluster.cli.TrainCommand;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /** The {@code moelora} command line. */
 @Command(name = "moelora", mixinStandardHelpOptions = true, version = "moelora 0.1.0",
-        description = "Parameter-efficient fine-tuning of transformers: LoRA today; Tied-LoRA and expert-parallel MoELoRA to come.",
-        subcommands = {TrainCommand.class, ExperimentCommand.class, ForwardCommand.class, BenchCommand.class})
+        description = "Parameter-efficient fine-tuning of transformers: LoRA, Tied-LoRA and MoELoRA, single-process or expert-parallel.",
+        subcommands = {TrainCommand.class, NodeCommand.class, ExperimentCommand.class, ForwardCommand.class, BenchCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

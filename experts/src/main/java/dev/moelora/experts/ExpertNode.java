@@ -81,6 +81,14 @@ public final class ExpertNode {
         this.resolver = ActorRefResolver.get(ctx.getSystem());
     }
 
+    /** A plain actor that passes the coordinator's Protobuf requests on: the reference an expert node announces. */
+    public static Behavior<ExpertRequest> requests(ActorRef<Command> node) {
+        return Behaviors.receiveMessage(r -> {
+            node.tell(new Request(r));
+            return Behaviors.same();
+        });
+    }
+
     /**
      * @param name    how this node names itself in events and errors
      * @param timeout how long a request may wait for its experts
@@ -109,7 +117,7 @@ public final class ExpertNode {
                 .onMessage(ExpertSaved.class, s -> answer(s.saved().expert(), s.saved(), timers))
                 .onMessage(Timeout.class, t -> {
                     if (t.request() != requestId || kind.isEmpty()) return Behaviors.same();
-                    List<Integer> silent = new ArrayList<>(expected == 0 ? experts.keySet() : experts.keySet());
+                    List<Integer> silent = new ArrayList<>(experts.keySet());
                     silent.removeAll(answers.keySet());
                     reply(replyTo, failed(kind + " timed out after " + timeout.toSeconds() + " s: no answer from experts " + silent));
                     kind = "";

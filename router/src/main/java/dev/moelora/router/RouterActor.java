@@ -83,6 +83,14 @@ public final class RouterActor {
         this.resolver = ActorRefResolver.get(ctx.getSystem());
     }
 
+    /** A plain actor that passes the coordinator's Protobuf requests on: the reference a router announces. */
+    public static Behavior<RouterRequest> requests(ActorRef<Command> router) {
+        return Behaviors.receiveMessage(r -> {
+            router.tell(new Request(r));
+            return Behaviors.same();
+        });
+    }
+
     public static Behavior<Command> create(RouterDataPlane plane, WorkloadFactory factory) {
         return Behaviors.setup(ctx -> new RouterActor(ctx, plane, factory).behavior());
     }
@@ -139,7 +147,7 @@ public final class RouterActor {
             experts.add(endpoint(p.getEndpoint()));
         }
         List<RouterDataPlane.Endpoint> routers = init.getRoutersList().stream().map(RouterActor::endpoint).toList();
-        plane.startRun(init.getRunId(), experts, routers);
+        plane.startRun(init.getRunId(), init.getRouter(), experts, routers);
         work = factory.build(init.getConfig(), (i, moduleInit, config) -> new RemoteExpertBank(plane, position, i, moduleInit.shape().name()));
         List<Parameter> all = new ArrayList<>(work.adapters().parameters());
         all.addAll(work.model().heads().parameters());

@@ -35,7 +35,7 @@ public final class RouterDataPlane implements AutoCloseable {
     public record Endpoint(String channel, int stream) {}
 
     private final Aeron aeron;
-    private final int router;
+    private int router;
     private final Subscription subscription;
     private final TensorFrameReceiver receiver;
     private final FragmentAssembler assembler;
@@ -63,9 +63,9 @@ public final class RouterDataPlane implements AutoCloseable {
     private boolean[] ownMicro = new boolean[0];
     private int gradientsArrived;
 
-    public RouterDataPlane(Aeron aeron, int router, String channel, int stream, Duration timeout) {
+    /** Subscribes to this router's endpoint; its index in a run comes with {@link #startRun}. */
+    public RouterDataPlane(Aeron aeron, String channel, int stream, Duration timeout) {
         this.aeron = aeron;
-        this.router = router;
         this.timeout = timeout;
         this.subscription = aeron.addSubscription(channel, stream);
         this.receiver = new TensorFrameReceiver(run -> run == runId, new TensorFrameReceiver.Sink() {
@@ -93,11 +93,14 @@ public final class RouterDataPlane implements AutoCloseable {
     /**
      * Connects to the run's experts and routers.
      *
+     * @param router  this router's index in the run
      * @param experts by expert index, the endpoint of the node that hosts it
      * @param routers by router index, every router's endpoint (this one's included)
      */
-    public void startRun(long runId, List<Endpoint> experts, List<Endpoint> routers) {
+    public void startRun(long runId, int router, List<Endpoint> experts, List<Endpoint> routers) {
+        if (router < 0 || router >= routers.size()) throw new IllegalArgumentException("router " + router + " of " + routers.size());
         this.runId = runId;
+        this.router = router;
         Map<Endpoint, TensorFrameSender> byNode = new HashMap<>();
         expertSender = new TensorFrameSender[experts.size()];
         expertEndpoint = experts.toArray(new Endpoint[0]);

@@ -85,6 +85,13 @@ public final class RunConfig {
     public double number(String key) { return get(key, config::getDouble); }
     public boolean bool(String key) { return get(key, config::getBoolean); }
     public List<String> strings(String key) { return get(key, config::getStringList); }
+    public java.time.Duration duration(String key) { return get(key, config::getDuration); }
+    public long bytes(String key) { return get(key, config::getBytes); }
+
+    /** A configuration sent as text by another node (rendered by {@link #render()}), checked as a file would be. */
+    public static RunConfig parse(String hocon) {
+        return of(com.typesafe.config.ConfigFactory.parseString(hocon));
+    }
 
     private <T> T get(String key, java.util.function.Function<String, T> getter) {
         try {

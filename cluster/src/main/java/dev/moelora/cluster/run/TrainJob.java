@@ -6,9 +6,9 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moelora.model.data.Task;
 import dev.moelora.model.data.TaskFormat;
 import dev.moelora.model.adapter.Adapters;
+import dev.moelora.model.moelora.MoeLora;
 import dev.moelora.model.moelora.MoeLoraAdapters;
 import dev.moelora.model.moelora.RoutingStats;
-import dev.moelora.model.optim.LrSchedule;
 import dev.moelora.model.optim.Parameter;
 import dev.moelora.model.task.TaskHeads;
 import dev.moelora.model.task.TaskModel;
@@ -43,28 +43,30 @@ public final class TrainJob {
     private TrainJob() {}
 
     public static Result run(RunConfig config, PrintStream out, boolean terminal) throws IOException {
+        String mode = config.string("runtime.mode");
+        if (!mode.equals("single-process")) {
+            if (!config.string("adapter.type").equals("moelora")) {
+                throw new IllegalArgumentException("runtime.mode = " + mode + " runs MoELoRA's experts in expert actors; adapter.type "
+                        + config.string("adapter.type") + " has no experts and runs with runtime.mode = single-process");
+            }
+            if (!config.string("run.resume-from").isEmpty()) {
+                throw new IllegalArgumentException("run.resume-from is not supported by the expert-parallel runtime yet (runtime.mode = "
+                        + mode + "); resume with runtime.mode = single-process");
+            }
+            return dev.moelora.cluster.runtime.ExpertParallelJob.run(config, out, terminal);
+        }
         long t0 = System.nanoTime();
         Path runDir = runDirectory(config);
         Files.createDirectories(runDir);
         Files.writeString(runDir.resolve("config.conf"), config.render());
 
-        BaseModel base = BaseModel.load(config);
-        List<Task> tasks = TaskData.load(config);
-        TrainConfig train = new TrainConfig(config.integer("train.steps"), config.integer("train.batch-size"),
-                config.integer("train.grad-accum"), config.number("train.lr"), config.integer("train.warmup-steps"),
-                decay(config.string("train.decay")), config.number("train.weight-decay"), config.number("train.clip-norm"),
-                config.longValue("train.seed"), config.integer("train.eval-batch-size"));
-
-        Adapters adapters = AdapterFamily.apply(config, base.encoder(), train.seed());
-        TaskHeads heads = new TaskHeads(base.encoder().config().hidden(), tasks, base.encoder().dataType(), train.seed() + 1);
-        int maxChoices = 2, maxLabels = 2;
-        for (Task t : tasks) {
-            for (var e : t.train()) maxChoices = Math.max(maxChoices, e.choices().size());
-            for (var e : t.test()) maxChoices = Math.max(maxChoices, e.choices().size());
-            maxLabels = Math.max(maxLabels, t.labels().size());
-        }
-        TaskModel model = new TaskModel(base.encoder(), adapters, heads, base.tokenizer(), config.integer("data.max-length"),
-                Math.max(train.batchSize(), train.evalBatchSize()), maxChoices, maxLabels);
+        RunSetup setup = RunSetup.build(config, MoeLora.LOCAL);
+        BaseModel base = setup.base();
+        List<Task> tasks = setup.tasks();
+        TrainConfig train = setup.train();
+        Adapters adapters = setup.adapters();
+        TaskHeads heads = setup.heads();
+        TaskModel model = setup.model();
         long adapterParams = adapters.trainableParameters();
         long headParams = heads.parameters().stream().mapToLong(Parameter::size).sum();
 
@@ -215,18 +217,11 @@ public final class TrainJob {
         return o;
     }
 
-    private static Path runDirectory(RunConfig config) {
+    /** runs/<name>, or runs/train-<timestamp> when the name is empty. */
+    public static Path runDirectory(RunConfig config) {
         String name = config.string("run.name");
         if (name.isEmpty()) name = "train-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));
         return Path.of(config.string("run.dir")).resolve(name);
-    }
-
-    private static LrSchedule.Decay decay(String s) {
-        try {
-            return LrSchedule.Decay.valueOf(s.toUpperCase(Locale.ROOT));
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("train.decay must be linear, cosine or constant, got '" + s + "'", e);
-        }
     }
 
     private static String fmt(double d) {

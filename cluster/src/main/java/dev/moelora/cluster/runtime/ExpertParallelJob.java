@@ -1,0 +1,172 @@
+package dev.moelora.cluster.runtime;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import dev.moelora.cluster.run.Progress;
+import dev.moelora.cluster.run.RunConfig;
+import dev.moelora.cluster.run.RunSetup;
+import dev.moelora.cluster.run.TaskData;
+import dev.moelora.cluster.run.TrainJob;
+import dev.moelora.model.data.Task;
+import dev.moelora.model.train.Evaluation;
+import dev.moelora.model.train.ExampleSampler;
+import dev.moelora.model.train.TrainConfig;
+import dev.moelora.model.train.Trainer;
+import dev.moelora.proto.frame.ChannelSettings;
+import dev.moelora.proto.frame.DataPlane;
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+
+/**
+ * A MoELoRA training run on the expert-parallel runtime, end to end: in this JVM over Aeron IPC
+ * ({@code runtime.mode = local}) or as the coordinator of a Pekko Cluster whose router and expert
+ * nodes were started with {@code moelora node} ({@code runtime.mode = cluster}). It writes what
+ * the single-process job writes: progress, metrics.jsonl, eval.md/json, and the trained tensors
+ * (each node writes its own: router-0.safetensors, expert-E.safetensors under the run's adapter
+ * directory, on its own file system).
+ */
+public final class ExpertParallelJob {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private ExpertParallelJob() {}
+
+    /** The Pekko settings of a moelora JVM: our actors' file over Pekko's reference. */
+    public static Config actorSettings() {
+        return ConfigFactory.parseResources("moelora-actors.conf").withFallback(ConfigFactory.load()).resolve();
+    }
+
+    public static TrainJob.Result run(RunConfig config, PrintStream out, boolean terminal) throws IOException {
+        long t0 = System.nanoTime();
+        Path runDir = TrainJob.runDirectory(config).toAbsolutePath();
+        Files.createDirectories(runDir);
+        Files.writeString(runDir.resolve("config.conf"), config.render());
+        String mode = config.string("runtime.mode");
+        TrainConfig train = RunSetup.trainConfig(config);
+        List<Task> tasks = TaskData.load(config);
+        ExampleSampler sampler = new ExampleSampler(tasks, train.seed());
+        out.printf(Locale.ROOT, "moelora train (expert-parallel, runtime %s) -> %s%n", mode, runDir);
+        out.printf(Locale.ROOT, "  training   : %d steps x %d examples x %d micro-batches over %d router(s), %d expert node(s)%n",
+                train.steps(), train.batchSize(), train.gradAccum(), config.integer("runtime.routers"), config.integer("runtime.expert-nodes"));
+
+        Progress progress = new Progress(out, terminal, 0);
+        List<Double> losses = new ArrayList<>();
+        double[] seconds = {0};
+        long[] tokens = {0};
+        ExpertParallelRun.Outcome outcome;
+        try (BufferedWriter metrics = Files.newBufferedWriter(runDir.resolve("metrics.jsonl"))) {
+            ExpertParallelRun.Listener listener = new ExpertParallelRun.Listener() {
+                @Override public void onStart(List<String> placement) {
+                    for (String line : placement) out.println("  placement  : " + line);
+                }
+
+                @Override public void onStep(Trainer.StepMetrics m) {
+                    losses.add(m.loss());
+                    seconds[0] += m.seconds();
+                    tokens[0] += m.tokens();
+                    ObjectNode line = JSON.createObjectNode();
+                    line.put("step", m.step());
+                    line.put("loss", m.loss());
+                    line.put("task_loss", m.taskLoss());
+                    line.put("aux_loss", m.auxLoss());
+                    line.put("lr", m.lr());
+                    line.put("grad_norm", m.gradNorm());
+                    line.put("tokens", m.tokens());
+                    line.put("seconds", m.seconds());
+                    try {
+                        metrics.write(JSON.writeValueAsString(line));
+                        metrics.newLine();
+                        metrics.flush();
+                    } catch (IOException e) {
+                        throw new java.io.UncheckedIOException(e);
+                    }
+                    progress.onStep(m);
+                }
+            };
+            String save = runDir.resolve("adapter").toString();
+            outcome = switch (mode) {
+                case "local" -> local(config, sampler, save, listener);
+                case "cluster" -> ClusterCoordinator.run(config, sampler, save, listener, out);
+                default -> throw new IllegalArgumentException("runtime.mode must be single-process, local or cluster for the expert-parallel job; got '"
+                        + mode + "'");
+            };
+        }
+        List<Evaluation.TaskScore> scores = scores(outcome.evaluationJson());
+        String table = Evaluation.table(scores);
+        out.print(table);
+        Files.writeString(runDir.resolve("eval.md"), table);
+        Files.writeString(runDir.resolve("eval.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(JSON.readTree(outcome.evaluationJson())));
+        for (String f : outcome.files()) out.println("  saved      : " + f);
+        double tps = seconds[0] > 0 ? tokens[0] / seconds[0] : 0;
+        out.printf(Locale.ROOT, "%,.0f training tokens/s; total %s%n", tps, Progress.duration((System.nanoTime() - t0) / 1e9));
+        return new TrainJob.Result(runDir, "MoELoRA (expert-parallel, " + mode + ")", scores, 0, tps, seconds[0],
+                (System.nanoTime() - t0) / 1e9, losses);
+    }
+
+    static List<Evaluation.TaskScore> scores(String json) throws IOException {
+        List<Evaluation.TaskScore> out = new ArrayList<>();
+        for (JsonNode n : JSON.readTree(json)) {
+            out.add(new Evaluation.TaskScore(n.get("task").asText(), n.get("examples").asInt(), n.get("correct").asInt(), n.get("chance").asDouble()));
+        }
+        return out;
+    }
+
+    /** Routers and expert nodes as actors of this JVM, one embedded media driver, IPC channels. */
+    static ExpertParallelRun.Outcome local(RunConfig config, ExampleSampler sampler, String save, ExpertParallelRun.Listener listener)
+            throws IOException {
+        String aeronDir = config.string("runtime.aeron-dir");
+        ChannelSettings channels = new ChannelSettings((int) config.bytes("runtime.term-length"), config.integer("runtime.mtu"));
+        CompletableFuture<ExpertParallelRun.Outcome> result = new CompletableFuture<>();
+        List<AutoCloseable> planes = new ArrayList<>();
+        try (DataPlane media = aeronDir.isEmpty() ? DataPlane.launchEmbedded() : DataPlane.connect(aeronDir)) {
+            Behavior<Void> root = Behaviors.setup(ctx -> {
+                List<ExpertParallelRun.RouterNode> routers = new ArrayList<>();
+                List<ExpertParallelRun.ExpertNode> experts = new ArrayList<>();
+                for (int i = 0; i < config.integer("runtime.expert-nodes"); i++) {
+                    var started = Nodes.experts(ctx, media.aeron(), "experts-" + i, channels.ipc(), 1000 + i, config);
+                    planes.add(started.dataPlane());
+                    experts.add(started.handle());
+                }
+                for (int r = 0; r < config.integer("runtime.routers"); r++) {
+                    var started = Nodes.router(ctx, media.aeron(), "router-" + r, channels.ipc(), 2000 + r, config);
+                    planes.add(started.dataPlane());
+                    routers.add(started.handle());
+                }
+                long runId = System.nanoTime();
+                ctx.spawn(ExpertParallelRun.create(config, runId, routers, experts, sampler, save, listener, result), "run");
+                return Behaviors.empty();
+            });
+            ActorSystem<Void> system = ActorSystem.create(root, "moelora", actorSettings());
+            try {
+                return result.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted", e);
+            } catch (ExecutionException e) {
+                throw new IllegalStateException(e.getCause().getMessage(), e.getCause());
+            } finally {
+                system.terminate();
+                try {
+                    system.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
+                } catch (Exception e) {
+                    org.slf4j.LoggerFactory.getLogger(ExpertParallelJob.class).warn("the actor system did not stop within 30 s: {}", e.toString());
+                }
+                Nodes.closeAll(planes);
+            }
+        }
+    }
+}

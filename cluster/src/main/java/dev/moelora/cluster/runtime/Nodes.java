@@ -1,0 +1,92 @@
+package dev.moelora.cluster.runtime;
+
+import dev.moelora.cluster.run.AdapterFamily;
+import dev.moelora.cluster.run.RunConfig;
+import dev.moelora.cluster.run.RunSetup;
+import dev.moelora.experts.ExpertDataPlane;
+import dev.moelora.experts.ExpertNode;
+import dev.moelora.model.moelora.MoeLoraAdapters;
+import dev.moelora.model.train.ExampleSampler;
+import dev.moelora.model.train.TrainConfig;
+import dev.moelora.proto.control.DataEndpoint;
+import dev.moelora.proto.control.ExpertRequest;
+import dev.moelora.proto.control.RouterRequest;
+import dev.moelora.router.RouterActor;
+import dev.moelora.router.RouterDataPlane;
+import io.aeron.Aeron;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.List;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.DispatcherSelector;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+
+/**
+ * Starts the router and expert-node actors of the expert-parallel runtime, with their data planes,
+ * the same way in one JVM (runtime = local) and in a node JVM of a cluster: what differs is only
+ * the Aeron channel (IPC or UDP) and who learns their references. Also the two bridges from the
+ * run's configuration text to what routers and experts need.
+ */
+public final class Nodes {
+    private Nodes() {}
+
+    /** A started node: its handle for the coordinator and what must be closed with it. */
+    public record Started<H>(H handle, AutoCloseable dataPlane) {}
+
+    /** How a router builds its model from the configuration text the coordinator sends. */
+    public static RouterActor.WorkloadFactory workloads() {
+        return (text, banks) -> {
+            RunConfig config = RunConfig.parse(text);
+            try {
+                RunSetup s = RunSetup.build(config, banks);
+                if (!(s.adapters() instanceof MoeLoraAdapters moe)) {
+                    throw new IllegalArgumentException("the expert-parallel runtime runs MoELoRA; adapter.type is " + config.string("adapter.type"));
+                }
+                TrainConfig train = s.train();
+                return new RouterActor.Workload(s.model(), moe, s.tasks(), new ExampleSampler(s.tasks(), train.seed()), train);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        };
+    }
+
+    /** What an expert node reads from the configuration text. */
+    public static ExpertNode.Settings expertSettings(String text) {
+        RunConfig config = RunConfig.parse(text);
+        TrainConfig train = RunSetup.trainConfig(config);
+        return new ExpertNode.Settings(AdapterFamily.moeLora(config), train.seed(), train.weightDecay());
+    }
+
+    public static Started<ExpertParallelRun.RouterNode> router(ActorContext<?> ctx, Aeron aeron, String name, String channel, int stream,
+                                                             RunConfig config) {
+        RouterDataPlane plane = new RouterDataPlane(aeron, channel, stream, config.duration("runtime.frame-timeout"));
+        ActorRef<RouterActor.Command> router = ctx.spawn(RouterActor.create(plane, workloads()), name,
+                DispatcherSelector.fromConfig("moelora.router-dispatcher"));
+        ActorRef<RouterRequest> requests = ctx.spawn(RouterActor.requests(router), name + "-requests");
+        return new Started<>(new ExpertParallelRun.RouterNode(name, requests, endpoint(channel, stream)), plane);
+    }
+
+    public static Started<ExpertParallelRun.ExpertNode> experts(ActorContext<?> ctx, Aeron aeron, String name, String channel, int stream,
+                                                              RunConfig config) {
+        ExpertDataPlane plane = new ExpertDataPlane(aeron, channel, stream, config.integer("adapter.experts"),
+                config.duration("runtime.frame-timeout"));
+        ActorRef<ExpertNode.Command> node = ctx.spawn(ExpertNode.create(name, plane, Nodes::expertSettings, config.duration("runtime.timeout")),
+                name);
+        ActorRef<ExpertRequest> requests = ctx.spawn(ExpertNode.requests(node), name + "-requests");
+        return new Started<>(new ExpertParallelRun.ExpertNode(name, requests, endpoint(channel, stream), config.integer("runtime.devices")), plane);
+    }
+
+    static DataEndpoint endpoint(String channel, int stream) {
+        return DataEndpoint.newBuilder().setChannel(channel).setStream(stream).build();
+    }
+
+    static void closeAll(List<AutoCloseable> closeables) {
+        for (AutoCloseable c : closeables) {
+            try {
+                c.close();
+            } catch (Exception e) {
+                org.slf4j.LoggerFactory.getLogger(Nodes.class).warn("closing {}: {}", c, e.toString());
+            }
+        }
+    }
+}
