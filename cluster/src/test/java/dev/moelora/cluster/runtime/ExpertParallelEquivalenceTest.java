@@ -1,0 +1,161 @@
+package dev.moelora.cluster.runtime;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.moelora.cluster.run.RunConfig;
+import dev.moelora.cluster.run.TrainJob;
+import dev.moelora.model.safetensors.Safetensors;
+import dev.moelora.model.safetensors.SafetensorsFile;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.net.DatagramSocket;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/**
+ * The expert-parallel runtime equals the single-process MoELoRA bit for bit on the CPU backend:
+ * the same per-step losses, gradient norms and learning rates, and the same final tensors (gates,
+ * heads, every expert's A and B). Tolerance: none; doubles and floats are compared by value with
+ * {@code assertEquals}, which for these finite numbers means identical bits except for -0 vs 0.
+ */
+class ExpertParallelEquivalenceTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @TempDir
+    Path dir;
+
+    private Path config(String name, String extra) throws IOException {
+        Path file = dir.resolve(name + ".conf");
+        Files.writeString(file, """
+                adapter.type = moelora
+                data.generated { train-per-task = 40, test-per-task = 8 }
+                data.max-length = 24
+                train { batch-size = 4, eval-batch-size = 8, warmup-steps = 2, save-every = 0 }
+                run { dir = "%s", name = %s }
+                %s
+                """.formatted(dir.toString().replace("\\", "/"), name, extra));
+        return file;
+    }
+
+    private TrainJob.Result train(Path file) throws IOException {
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        return TrainJob.run(RunConfig.load(file, List.of()), new PrintStream(log, true, StandardCharsets.UTF_8), false);
+    }
+
+    @Test
+    void expertsOnTwoJvmsAndARouterJvmEqualTheSingleProcessRun() throws Exception {
+        int steps = 20;
+        TrainJob.Result single = train(config("single", "train.steps = " + steps));
+
+        int coordinator = freeTcpPort();
+        String seeds = "cluster.seed-nodes = [\"pekko://moelora@127.0.0.1:" + coordinator + "\"]";
+        Path file = config("cluster", String.join("\n", "train.steps = " + steps, "runtime.mode = cluster", "runtime.routers = 1",
+                "runtime.expert-nodes = 2", "runtime.timeout = 120s", "cluster.port = " + coordinator, seeds));
+        List<Process> nodes = new ArrayList<>();
+        try {
+            nodes.add(node(file, "router", "router"));
+            nodes.add(node(file, "expert", "expert-a"));
+            nodes.add(node(file, "expert", "expert-b"));
+            TrainJob.Result cluster = train(file);
+            assertSameSteps(single.runDir(), cluster.runDir(), steps);
+            assertSameTensors(single.runDir(), cluster.runDir(), 8);
+            assertEquals(single.scores(), cluster.scores(), "router 0's evaluation equals the single-process one");
+            for (Process p : nodes) assertTrue(p.waitFor(60, TimeUnit.SECONDS), "a node did not stop after the coordinator left");
+        } finally {
+            for (Process p : nodes) p.destroyForcibly();
+        }
+    }
+
+    @Test
+    void twoRoutersWithAMicroBatchEachEqualOneRouterWithBothAndTheSingleProcessRun() throws Exception {
+        String common = "train.steps = 6\ntrain.grad-accum = 2\ntrain.batch-size = 3\n";
+        TrainJob.Result single = train(config("single-accum", common));
+        TrainJob.Result one = train(config("one-router", common + "runtime.mode = local\nruntime.routers = 1\nruntime.expert-nodes = 2"));
+        TrainJob.Result two = train(config("two-routers", common + "runtime.mode = local\nruntime.routers = 2\nruntime.expert-nodes = 3"));
+        assertSameSteps(single.runDir(), one.runDir(), 6);
+        assertSameSteps(single.runDir(), two.runDir(), 6);
+        assertSameTensors(single.runDir(), one.runDir(), 8);
+        assertSameTensors(single.runDir(), two.runDir(), 8);
+    }
+
+    /** A node JVM of the cluster on free ports, logging to a file in the test directory. */
+    private Process node(Path config, String role, String name) throws IOException {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        List<String> cmd = new ArrayList<>(List.of(java, "-Xmx1g",
+                "--add-exports", "java.base/jdk.internal.misc=ALL-UNNAMED", "--add-opens", "java.base/java.nio=ALL-UNNAMED",
+                "--enable-native-access=ALL-UNNAMED",
+                "-cp", System.getProperty("java.class.path"), "dev.moelora.cluster.Main", "node", "--role", role, "-c", config.toString(),
+                "--set", "cluster.port=" + freeTcpPort(), "--set", "cluster.data-port=" + freeUdpPort()));
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(dir.resolve(name + ".log").toFile());
+        pb.environment().put("OMP_WAIT_POLICY", "PASSIVE");
+        return pb.start();
+    }
+
+    private static int freeTcpPort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+
+    private static int freeUdpPort() throws IOException {
+        try (DatagramSocket s = new DatagramSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+
+    static void assertSameSteps(Path expectedRun, Path actualRun, int steps) throws IOException {
+        List<String> expected = Files.readAllLines(expectedRun.resolve("metrics.jsonl"));
+        List<String> actual = Files.readAllLines(actualRun.resolve("metrics.jsonl"));
+        assertEquals(steps, expected.size());
+        assertEquals(steps, actual.size());
+        for (int i = 0; i < steps; i++) {
+            JsonNode e = JSON.readTree(expected.get(i)), a = JSON.readTree(actual.get(i));
+            for (String key : List.of("step", "loss", "aux_loss", "lr", "grad_norm", "tokens")) {
+                assertEquals(e.get(key).asDouble(), a.get(key).asDouble(), 0.0, "step " + (i + 1) + " " + key);
+            }
+        }
+    }
+
+    /** Every tensor the single-process run saved equals the one a router or an expert saved. */
+    static void assertSameTensors(Path expectedRun, Path actualRun, int experts) throws IOException {
+        Map<String, INDArray> expected = read(List.of(expectedRun.resolve("adapter/adapter.safetensors")));
+        List<Path> files;
+        try (Stream<Path> s = Files.list(actualRun.resolve("adapter"))) {
+            files = s.filter(p -> p.getFileName().toString().matches("(router-0|expert-\\d+)\\.safetensors")).sorted().toList();
+        }
+        assertEquals(1 + experts, files.size(), "router 0 and every expert save a file: " + files);
+        Map<String, INDArray> actual = read(files);
+        assertEquals(expected.keySet(), actual.keySet());
+        for (String name : expected.keySet()) {
+            assertArrayEquals(expected.get(name).shape(), actual.get(name).shape(), name);
+            // exact: float arrays compare by bits (INDArray.equals would allow 1e-5)
+            assertArrayEquals(expected.get(name).dup().data().asFloat(), actual.get(name).dup().data().asFloat(), name);
+        }
+    }
+
+    private static Map<String, INDArray> read(List<Path> files) throws IOException {
+        Map<String, INDArray> out = new TreeMap<>();
+        for (Path f : files) {
+            try (SafetensorsFile s = Safetensors.open(f)) {
+                for (SafetensorsFile.TensorInfo t : s.tensors()) out.put(t.name(), s.read(t.name()));
+            }
+        }
+        return out;
+    }
+}
