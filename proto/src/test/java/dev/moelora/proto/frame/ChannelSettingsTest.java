@@ -7,6 +7,7 @@ import io.aeron.ChannelUri;
 import org.agrona.SystemUtil;
 import org.junit.jupiter.api.Test;
 
+/** Channel strings and limits derived from term length and MTU. Must never start a media driver. */
 class ChannelSettingsTest {
     @Test
     void theMaximumMessageIsAnEighthOfTheTerm() {
