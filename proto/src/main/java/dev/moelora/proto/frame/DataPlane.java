@@ -88,10 +88,6 @@ public final class DataPlane implements AutoCloseable {
         return aeron.addSubscription(channel, streamId);
     }
 
-    public Aeron aeron() {
-        return aeron;
-    }
-
     /** The directory clients use to reach the driver (aeron.dir). */
     public String aeronDirectory() {
         return aeron.context().aeronDirectoryName();

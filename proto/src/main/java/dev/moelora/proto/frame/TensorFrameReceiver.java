@@ -23,7 +23,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Use it wrapped in {@code new FragmentAssembler(receiver)}: Aeron reassembles messages longer than
  * one MTU and this class sees whole messages. Per message it allocates only the parsed protobuf header
- * (with the state protobuf parses it with); payloads never pass through a Java array.
+ * (with the state protobuf parses it with; the header bytes are read through a reused array), and
+ * one small record per new publication session; payloads never pass through a Java array.
  *
  * <p>Must never throw out of the handler because of what arrived: a bad message is dropped, counted
  * per {@link FrameError} and logged once per kind; any dropped message also abandons the tensor in
@@ -40,6 +41,7 @@ public final class TensorFrameReceiver implements FragmentHandler {
          * starting at the buffer's position and needing {@code shape elements * 4} bytes remaining; or
          * null to reject the tensor as unknown or unexpected. The buffer's position and limit are
          * unchanged when the tensor is delivered, but it may hold part of a tensor that was dropped.
+         * Tensors from different sessions may be in progress at once: one buffer per tensor in flight.
          */
         ByteBuffer destination(TensorFrameHeader tensor);
 

@@ -19,7 +19,10 @@ import java.util.List;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.junit.jupiter.api.Test;
 
-/** Malformed and misdirected input fed straight to the handler: every drop is counted by kind and never thrown. */
+/**
+ * Malformed and misdirected input fed straight to the handler: every drop is counted by kind and never
+ * thrown. Messages come from {@link TestFrames}' encoding of the spec. Must never need a media driver.
+ */
 class TensorFrameReceiverTest {
     private static final int SESSION = 11;
 
