@@ -4,7 +4,7 @@ import dev.moelora.proto.frame.TensorFrameReceiver;
 import dev.moelora.proto.frame.TensorFrameSender;
 import dev.moelora.proto.wire.Direction;
 import dev.moelora.proto.wire.TensorFrameHeader;
-import io.aeron.Aeron;
+import dev.moelora.proto.frame.DataPlane;
 import io.aeron.ExclusivePublication;
 import io.aeron.FragmentAssembler;
 import io.aeron.Subscription;
@@ -31,7 +31,7 @@ public final class ExpertDataPlane implements AutoCloseable {
     /** Where a router listens for replies. */
     public record Endpoint(String channel, int stream) {}
 
-    private final Aeron aeron;
+    private final DataPlane media;
     private final Subscription subscription;
     private final TensorFrameReceiver receiver;
     private final FragmentAssembler assembler;
@@ -51,10 +51,10 @@ public final class ExpertDataPlane implements AutoCloseable {
      * @param maxExperts the largest expert index + 1 this node may host
      * @param deadline   how long a reply may wait on back-pressure or an absent router before it fails
      */
-    public ExpertDataPlane(Aeron aeron, String channel, int stream, int maxExperts, Duration deadline) {
-        this.aeron = aeron;
+    public ExpertDataPlane(DataPlane media, String channel, int stream, int maxExperts, Duration deadline) {
+        this.media = media;
         this.deadline = deadline;
-        this.subscription = aeron.addSubscription(channel, stream);
+        this.subscription = media.subscription(channel, stream);
         this.states = new AtomicReferenceArray<>(maxExperts);
         this.actors = new AtomicReferenceArray<>(maxExperts);
         this.senders = new AtomicReferenceArray<>(maxExperts);
@@ -83,7 +83,7 @@ public final class ExpertDataPlane implements AutoCloseable {
         List<Endpoint> r = routers;
         TensorFrameSender[] s = new TensorFrameSender[r.size()];
         for (int i = 0; i < s.length; i++) {
-            ExclusivePublication p = aeron.addExclusivePublication(r.get(i).channel(), r.get(i).stream());
+            ExclusivePublication p = media.publication(r.get(i).channel(), r.get(i).stream());
             publications.add(p);
             s[i] = new TensorFrameSender(p, deadline);
         }

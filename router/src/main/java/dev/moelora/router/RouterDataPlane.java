@@ -6,7 +6,7 @@ import dev.moelora.proto.frame.TensorFrameSender;
 import dev.moelora.proto.wire.DType;
 import dev.moelora.proto.wire.Direction;
 import dev.moelora.proto.wire.TensorFrameHeader;
-import io.aeron.Aeron;
+import dev.moelora.proto.frame.DataPlane;
 import io.aeron.ExclusivePublication;
 import io.aeron.FragmentAssembler;
 import io.aeron.Subscription;
@@ -34,7 +34,7 @@ public final class RouterDataPlane implements AutoCloseable {
     /** Where an expert or a router listens. */
     public record Endpoint(String channel, int stream) {}
 
-    private final Aeron aeron;
+    private final DataPlane media;
     private int router;
     private final Subscription subscription;
     private final TensorFrameReceiver receiver;
@@ -64,10 +64,10 @@ public final class RouterDataPlane implements AutoCloseable {
     private int gradientsArrived;
 
     /** Subscribes to this router's endpoint; its index in a run comes with {@link #startRun}. */
-    public RouterDataPlane(Aeron aeron, String channel, int stream, Duration timeout) {
-        this.aeron = aeron;
+    public RouterDataPlane(DataPlane media, String channel, int stream, Duration timeout) {
+        this.media = media;
         this.timeout = timeout;
-        this.subscription = aeron.addSubscription(channel, stream);
+        this.subscription = media.subscription(channel, stream);
         this.receiver = new TensorFrameReceiver(run -> run == runId, new TensorFrameReceiver.Sink() {
             @Override public ByteBuffer destination(TensorFrameHeader h) { return RouterDataPlane.this.destination(h); }
             @Override public void onTensor(TensorFrameHeader h, ByteBuffer b) { RouterDataPlane.this.onTensor(h); }
@@ -114,7 +114,7 @@ public final class RouterDataPlane implements AutoCloseable {
     }
 
     private TensorFrameSender sender(Endpoint endpoint) {
-        ExclusivePublication p = aeron.addExclusivePublication(endpoint.channel(), endpoint.stream());
+        ExclusivePublication p = media.publication(endpoint.channel(), endpoint.stream());
         publications.add(p);
         return new TensorFrameSender(p, timeout);
     }

@@ -41,9 +41,23 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--steps", defaultValue = "10", description = "timed steps after 3 warm-up steps (default: ${DEFAULT-VALUE})")
     int steps;
 
+    @Option(names = "--runtime", description = "instead: the MoELoRA step single-process vs the expert-parallel runtime in one JVM vs in 3 JVMs (uses --batch, --seq, --steps)")
+    boolean runtime;
+
+    @Option(names = "--frames", description = "instead: tensor-frame throughput over Aeron IPC and UDP 127.0.0.1 against raw Aeron")
+    boolean frames;
+
     @Override
     public Integer call() throws Exception {
         System.out.println(machine());
+        if (runtime) {
+            dev.moelora.cluster.runtime.RuntimeBenchmark.run(System.out, steps + 2, batch, seq, Path.of("runs", "bench-runtime"));
+            return 0;
+        }
+        if (frames) {
+            dev.moelora.proto.frame.FrameBenchmark.main(new String[0]);
+            return 0;
+        }
         for (int n : new int[] {256, 1024, 2048}) {
             INDArray a = Nd4j.rand(DataType.FLOAT, n, n), b = Nd4j.rand(DataType.FLOAT, n, n), c = Nd4j.create(DataType.FLOAT, n, n);
             int reps = n <= 256 ? 50 : n <= 1024 ? 10 : 4;

@@ -66,11 +66,11 @@ public final class ClusterNode {
                 String replyTo;
                 ActorRefResolver resolver = ActorRefResolver.get(ctx.getSystem());
                 if (role.equals("router")) {
-                    var started = Nodes.router(ctx, media.aeron(), "router", channel, stream, config);
+                    var started = Nodes.router(ctx, media, "router", channel, stream, config);
                     planes.add(started.dataPlane());
                     replyTo = resolver.toSerializationFormat(started.handle().ref());
                 } else {
-                    var started = Nodes.experts(ctx, media.aeron(), "experts", channel, stream, config);
+                    var started = Nodes.experts(ctx, media, "experts", channel, stream, config);
                     planes.add(started.dataPlane());
                     replyTo = resolver.toSerializationFormat(started.handle().ref());
                 }

@@ -137,12 +137,12 @@ public final class ExpertParallelJob {
                 List<ExpertParallelRun.RouterNode> routers = new ArrayList<>();
                 List<ExpertParallelRun.ExpertNode> experts = new ArrayList<>();
                 for (int i = 0; i < config.integer("runtime.expert-nodes"); i++) {
-                    var started = Nodes.experts(ctx, media.aeron(), "experts-" + i, channels.ipc(), 1000 + i, config);
+                    var started = Nodes.experts(ctx, media, "experts-" + i, channels.ipc(), 1000 + i, config);
                     planes.add(started.dataPlane());
                     experts.add(started.handle());
                 }
                 for (int r = 0; r < config.integer("runtime.routers"); r++) {
-                    var started = Nodes.router(ctx, media.aeron(), "router-" + r, channels.ipc(), 2000 + r, config);
+                    var started = Nodes.router(ctx, media, "router-" + r, channels.ipc(), 2000 + r, config);
                     planes.add(started.dataPlane());
                     routers.add(started.handle());
                 }

@@ -13,7 +13,7 @@ import dev.moelora.proto.control.ExpertRequest;
 import dev.moelora.proto.control.RouterRequest;
 import dev.moelora.router.RouterActor;
 import dev.moelora.router.RouterDataPlane;
-import io.aeron.Aeron;
+import dev.moelora.proto.frame.DataPlane;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.List;
@@ -57,18 +57,18 @@ public final class Nodes {
         return new ExpertNode.Settings(AdapterFamily.moeLora(config), train.seed(), train.weightDecay());
     }
 
-    public static Started<ExpertParallelRun.RouterNode> router(ActorContext<?> ctx, Aeron aeron, String name, String channel, int stream,
+    public static Started<ExpertParallelRun.RouterNode> router(ActorContext<?> ctx, DataPlane media, String name, String channel, int stream,
                                                              RunConfig config) {
-        RouterDataPlane plane = new RouterDataPlane(aeron, channel, stream, config.duration("runtime.frame-timeout"));
+        RouterDataPlane plane = new RouterDataPlane(media, channel, stream, config.duration("runtime.frame-timeout"));
         ActorRef<RouterActor.Command> router = ctx.spawn(RouterActor.create(plane, workloads()), name,
                 DispatcherSelector.fromConfig("moelora.router-dispatcher"));
         ActorRef<RouterRequest> requests = ctx.spawn(RouterActor.requests(router), name + "-requests");
         return new Started<>(new ExpertParallelRun.RouterNode(name, requests, endpoint(channel, stream)), plane);
     }
 
-    public static Started<ExpertParallelRun.ExpertNode> experts(ActorContext<?> ctx, Aeron aeron, String name, String channel, int stream,
+    public static Started<ExpertParallelRun.ExpertNode> experts(ActorContext<?> ctx, DataPlane media, String name, String channel, int stream,
                                                               RunConfig config) {
-        ExpertDataPlane plane = new ExpertDataPlane(aeron, channel, stream, config.integer("adapter.experts"),
+        ExpertDataPlane plane = new ExpertDataPlane(media, channel, stream, config.integer("adapter.experts"),
                 config.duration("runtime.frame-timeout"));
         ActorRef<ExpertNode.Command> node = ctx.spawn(ExpertNode.create(name, plane, Nodes::expertSettings, config.duration("runtime.timeout")),
                 name);

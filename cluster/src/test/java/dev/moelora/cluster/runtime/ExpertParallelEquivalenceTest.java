@@ -13,16 +13,12 @@ import dev.moelora.model.safetensors.SafetensorsFile;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.net.DatagramSocket;
-import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -63,22 +59,19 @@ class ExpertParallelEquivalenceTest {
         int steps = 20;
         TrainJob.Result single = train(config("single", "train.steps = " + steps));
 
-        int coordinator = freeTcpPort();
+        int coordinator = NodeProcesses.freeTcpPort();
         String seeds = "cluster.seed-nodes = [\"pekko://moelora@127.0.0.1:" + coordinator + "\"]";
         Path file = config("cluster", String.join("\n", "train.steps = " + steps, "runtime.mode = cluster", "runtime.routers = 1",
                 "runtime.expert-nodes = 2", "runtime.timeout = 120s", "cluster.port = " + coordinator, seeds));
-        List<Process> nodes = new ArrayList<>();
-        try {
-            nodes.add(node(file, "router", "router"));
-            nodes.add(node(file, "expert", "expert-a"));
-            nodes.add(node(file, "expert", "expert-b"));
+        try (NodeProcesses nodes = new NodeProcesses(dir)) {
+            nodes.start(file, "router", "router", "1g");
+            nodes.start(file, "expert", "expert-a", "1g");
+            nodes.start(file, "expert", "expert-b", "1g");
             TrainJob.Result cluster = train(file);
             assertSameSteps(single.runDir(), cluster.runDir(), steps);
             assertSameTensors(single.runDir(), cluster.runDir(), 8);
             assertEquals(single.scores(), cluster.scores(), "router 0's evaluation equals the single-process one");
-            for (Process p : nodes) assertTrue(p.waitFor(60, TimeUnit.SECONDS), "a node did not stop after the coordinator left");
-        } finally {
-            for (Process p : nodes) p.destroyForcibly();
+            assertTrue(nodes.awaitExit(60), "the nodes stop after the coordinator leaves");
         }
     }
 
@@ -92,31 +85,6 @@ class ExpertParallelEquivalenceTest {
         assertSameSteps(single.runDir(), two.runDir(), 6);
         assertSameTensors(single.runDir(), one.runDir(), 8);
         assertSameTensors(single.runDir(), two.runDir(), 8);
-    }
-
-    /** A node JVM of the cluster on free ports, logging to a file in the test directory. */
-    private Process node(Path config, String role, String name) throws IOException {
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        List<String> cmd = new ArrayList<>(List.of(java, "-Xmx1g",
-                "--add-exports", "java.base/jdk.internal.misc=ALL-UNNAMED", "--add-opens", "java.base/java.nio=ALL-UNNAMED",
-                "--enable-native-access=ALL-UNNAMED",
-                "-cp", System.getProperty("java.class.path"), "dev.moelora.cluster.Main", "node", "--role", role, "-c", config.toString(),
-                "--set", "cluster.port=" + freeTcpPort(), "--set", "cluster.data-port=" + freeUdpPort()));
-        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(dir.resolve(name + ".log").toFile());
-        pb.environment().put("OMP_WAIT_POLICY", "PASSIVE");
-        return pb.start();
-    }
-
-    private static int freeTcpPort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0)) {
-            return s.getLocalPort();
-        }
-    }
-
-    private static int freeUdpPort() throws IOException {
-        try (DatagramSocket s = new DatagramSocket(0)) {
-            return s.getLocalPort();
-        }
     }
 
     static void assertSameSteps(Path expectedRun, Path actualRun, int steps) throws IOException {

@@ -1,0 +1,193 @@
+package dev.moelora.experts;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.ConfigFactory;
+import dev.moelora.model.moelora.LowRankExpert;
+import dev.moelora.model.moelora.MoeLora;
+import dev.moelora.model.moelora.MoeLoraConfig;
+import dev.moelora.model.optim.AdamW;
+import dev.moelora.model.optim.Parameter;
+import dev.moelora.proto.control.ApplyUpdate;
+import dev.moelora.proto.control.CoordinatorEvent;
+import dev.moelora.proto.control.DataEndpoint;
+import dev.moelora.proto.control.ExpertPlacement;
+import dev.moelora.proto.control.ExpertRequest;
+import dev.moelora.proto.control.InitExperts;
+import dev.moelora.proto.control.ModuleShape;
+import dev.moelora.proto.control.ParameterNorm;
+import dev.moelora.proto.control.ReduceGradients;
+import dev.moelora.proto.frame.ChannelSettings;
+import dev.moelora.proto.frame.DataPlane;
+import dev.moelora.proto.frame.FrameError;
+import dev.moelora.proto.frame.TensorFrameReceiver;
+import dev.moelora.proto.frame.TensorFrameSender;
+import dev.moelora.proto.wire.DType;
+import dev.moelora.proto.wire.Direction;
+import dev.moelora.proto.wire.TensorFrameHeader;
+import io.aeron.FragmentAssembler;
+import io.aeron.Subscription;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.time.Duration;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorRefResolver;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * An expert node over real Aeron IPC, with this test playing the router: its experts answer
+ * dispatches with exactly the single-process math (LowRankExpert, MicroBatchGradients, AdamW on
+ * the same initial tensors), and malformed or unexpected frames are counted and dropped without
+ * a reply while good ones are still served.
+ */
+class ExpertNodeTest {
+    static final long RUN = 7;
+    static final int C = 4, D = 3, ROWS = 5;
+    static final MoeLoraConfig CONFIG = new MoeLoraConfig(2, 1, 2, 4, 0.0, List.of("m"), 0.01, 0.1, 0.1, 4);
+    static final List<MoeLora.ModuleShape> MODULES = List.of(new MoeLora.ModuleShape("layer.0.m", C, D));
+    static final long SEED = 11;
+
+    DataPlane media;
+    ActorSystem<Void> system;
+    ExpertDataPlane experts;
+    Subscription replies;
+    TensorFrameReceiver receiver;
+    FragmentAssembler assembler;
+    TensorFrameSender toExperts;
+    ByteBuffer answer = ByteBuffer.allocateDirect(ROWS * 8 * 4).order(ByteOrder.LITTLE_ENDIAN);
+    TensorFrameHeader answered;
+    final BlockingQueue<CoordinatorEvent> events = new LinkedBlockingQueue<>();
+    ActorRef<ExpertRequest> node;
+    String replyTo;
+
+    @BeforeEach
+    void start() {
+        media = DataPlane.launchEmbedded();
+        String ipc = ChannelSettings.defaults().ipc();
+        system = ActorSystem.create(Behaviors.empty(), "expert-node-test", ConfigFactory.parseString(
+                "moelora.expert-dispatcher { type = PinnedDispatcher, executor = thread-pool-executor }\n"
+                        + "pekko.actor.allow-java-serialization = off").withFallback(ConfigFactory.load()));
+        experts = new ExpertDataPlane(media, ipc, 1001, 2, Duration.ofSeconds(5));
+        ActorRef<ExpertNode.Command> n = system.systemActorOf(ExpertNode.create("test-node", experts,
+                text -> new ExpertNode.Settings(CONFIG, SEED, 0.0), Duration.ofSeconds(20)), "experts", org.apache.pekko.actor.typed.Props.empty());
+        node = system.systemActorOf(ExpertNode.requests(n), "requests", org.apache.pekko.actor.typed.Props.empty());
+        ActorRef<CoordinatorEvent> inbox = system.systemActorOf(Behaviors.receiveMessage(e -> {
+            events.add(e);
+            return Behaviors.same();
+        }), "inbox", org.apache.pekko.actor.typed.Props.empty());
+        replyTo = ActorRefResolver.get(system).toSerializationFormat(inbox);
+        replies = media.subscription(ipc, 2001);
+        receiver = new TensorFrameReceiver(run -> run == RUN, new TensorFrameReceiver.Sink() {
+            @Override public ByteBuffer destination(TensorFrameHeader h) { return answer.clear(); }
+            @Override public void onTensor(TensorFrameHeader h, ByteBuffer b) { answered = h; }
+        });
+        assembler = new FragmentAssembler(receiver);
+        toExperts = new TensorFrameSender(media.publication(ipc, 1001), Duration.ofSeconds(5));
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        system.terminate();
+        system.getWhenTerminated().toCompletableFuture().get(20, TimeUnit.SECONDS);
+        experts.close();
+        media.close();
+    }
+
+    private CoordinatorEvent request(ExpertRequest.Builder r) throws InterruptedException {
+        node.tell(r.setReplyTo(replyTo).build());
+        CoordinatorEvent e = events.poll(30, TimeUnit.SECONDS);
+        assertNotNull(e, "no answer from the expert node");
+        assertTrue(!e.hasFailed(), e.toString());
+        return e;
+    }
+
+    /** Sends a dispatch and returns the answer's floats, or null when none came within the time. */
+    private float[] dispatch(long run, int expert, Direction direction, INDArray rows, long cols, long waitMillis) {
+        answered = null;
+        ByteBuffer src = ByteBuffer.allocateDirect((int) rows.length() * 4).order(ByteOrder.LITTLE_ENDIAN);
+        for (float f : rows.data().asFloat()) src.putFloat(f);
+        TensorFrameHeader h = TensorFrameHeader.newBuilder().setRunId(run).setStep(0).setMicroBatch(0).setLayer(0).setModule(0)
+                .setExpert(expert).setSource(0).setDirection(direction).setDtype(DType.FLOAT32).addShape(rows.size(0)).addShape(cols).build();
+        toExperts.send(h, src, 0, src.capacity());
+        long deadline = System.nanoTime() + waitMillis * 1_000_000;
+        while (answered == null && System.nanoTime() < deadline) replies.poll(assembler, 16);
+        if (answered == null) return null;
+        float[] out = new float[(int) (answered.getShape(0) * answered.getShape(1))];
+        answer.position(0).asFloatBuffer().get(out);
+        return out;
+    }
+
+    @Test
+    void expertsAnswerWithTheSingleProcessMathAndDropWhatTheyCannotServe() throws Exception {
+        InitExperts.Builder init = InitExperts.newBuilder().setRunId(RUN).setConfig("unused by this settings reader").setMicroBatches(1)
+                .addModules(ModuleShape.newBuilder().setName(MODULES.get(0).name()).setDIn(C).setDOut(D))
+                .addRouters(DataEndpoint.newBuilder().setChannel(ChannelSettings.defaults().ipc()).setStream(2001));
+        for (int e = 0; e < 2; e++) {
+            init.addHosted(ExpertPlacement.newBuilder().setExpert(e).setNode("test-node").setDevice(e));
+        }
+        assertEquals(List.of(0, 1), request(ExpertRequest.newBuilder().setInit(init)).getExpertsReady().getExpertsList());
+
+        // the reference: expert 1's tensors as the single-process module draws them, and its optimizer
+        MoeLora.ModuleInit ref = MoeLora.initialise(MODULES, CONFIG, SEED, DataType.FLOAT).get(0);
+        Parameter a = new Parameter("a", ref.a()[1].dup()), b = new Parameter("b", ref.b()[1].dup());
+        AdamW adam = AdamW.withDefaults(List.of(a, b), 0.0);
+        SplittableRandom random = new SplittableRandom(3);
+        INDArray x = rand(random, ROWS, C), dh = rand(random, ROWS, D);
+        INDArray h1 = Nd4j.create(DataType.FLOAT, ROWS, CONFIG.expertRank()), h = Nd4j.create(DataType.FLOAT, ROWS, D);
+        INDArray dh1 = Nd4j.create(DataType.FLOAT, ROWS, CONFIG.expertRank()), dx = Nd4j.create(DataType.FLOAT, ROWS, C);
+
+        LowRankExpert.forward(x, a.value(), b.value(), CONFIG.scale(), h1, h);
+        assertArrayEquals(h.data().asFloat(), dispatch(RUN, 1, Direction.FORWARD_INPUT, x, C, 10_000));
+        LowRankExpert.backward(dh, x.dup(), h1, a.value(), b.value(), CONFIG.scale(), a.grad(), b.grad(), dh1, dx);
+        assertArrayEquals(dx.data().asFloat(), dispatch(RUN, 1, Direction.BACKWARD_INPUT, dh, D, 10_000));
+
+        CoordinatorEvent reduced = request(ExpertRequest.newBuilder().setReduce(ReduceGradients.newBuilder().setStep(0).setMicroBatches(1)));
+        List<ParameterNorm> norms = reduced.getReduced().getNormsList();
+        assertEquals(4, norms.size(), "A and B of experts 0 and 1");
+        assertEquals(MoeLora.aName("layer.0.m", 1), norms.get(2).getParameter());
+        assertEquals(AdamW.norm(a), norms.get(2).getNorm(), 0.0);
+        assertEquals(AdamW.norm(b), norms.get(3).getNorm(), 0.0);
+        assertTrue(norms.get(3).getNorm() > 0, "dB is not zero");
+        assertEquals(0.0, norms.get(0).getNorm(), 0.0, "expert 0 got no rows");
+
+        request(ExpertRequest.newBuilder().setApply(ApplyUpdate.newBuilder().setStep(0).setLr(0.05).setClipFactor(0.5)));
+        a.grad().muli(0.5);
+        b.grad().muli(0.5);
+        adam.step(0.05);
+        INDArray x2 = rand(random, ROWS, C);
+        LowRankExpert.forward(x2, a.value(), b.value(), CONFIG.scale(), h1, h);
+        float[] after = dispatch(RUN, 1, Direction.FORWARD_INPUT, x2, C, 10_000);
+        assertArrayEquals(h.data().asFloat(), after, "after one AdamW step the expert answers as the reference");
+        assertTrue(Math.abs(after[0]) > 0, "B moved away from zero");
+
+        // what an expert cannot serve is dropped, counted, and not answered
+        assertNull(dispatch(RUN, 1, Direction.FORWARD_INPUT, rand(random, ROWS, C + 1), C + 1, 300), "wrong width");
+        assertNull(dispatch(RUN + 1, 1, Direction.FORWARD_INPUT, x2, C, 300), "unknown run");
+        assertNull(dispatch(RUN, 5, Direction.FORWARD_INPUT, x2, C, 300), "expert not hosted here");
+        assertEquals(1, experts.receiver().dropped(FrameError.UNKNOWN_RUN));
+        assertEquals(2, experts.receiver().dropped(FrameError.UNEXPECTED));
+        assertArrayEquals(h.data().asFloat(), dispatch(RUN, 1, Direction.FORWARD_INPUT, x2, C, 10_000), "still serving after the drops");
+    }
+
+    private static INDArray rand(SplittableRandom r, long rows, long cols) {
+        INDArray t = Nd4j.create(DataType.FLOAT, rows, cols);
+        for (long i = 0; i < t.length(); i++) t.putScalar(i, r.nextDouble(-1, 1));
+        return t;
+    }
+}
