@@ -36,19 +36,23 @@ public final class NodeProcesses implements AutoCloseable {
         }
     }
 
+    /** A started node: its process and the ports it was given. */
+    public record Node(Process process, int controlPort, int dataPort) {}
+
     /** Starts `moelora node --role role -c config` with its own control and data ports. */
-    public Process start(Path config, String role, String name, String heap) throws IOException {
+    public Node start(Path config, String role, String name, String heap) throws IOException {
+        int control = freeTcpPort(), data = freeUdpPort();
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         List<String> cmd = new ArrayList<>(List.of(java, "-Xmx" + heap,
                 "--add-exports", "java.base/jdk.internal.misc=ALL-UNNAMED", "--add-opens", "java.base/java.nio=ALL-UNNAMED",
                 "--enable-native-access=ALL-UNNAMED",
                 "-cp", System.getProperty("java.class.path"), "dev.moelora.cluster.Main", "node", "--role", role, "-c", config.toString(),
-                "--set", "cluster.port=" + freeTcpPort(), "--set", "cluster.data-port=" + freeUdpPort()));
+                "--set", "cluster.port=" + control, "--set", "cluster.data-port=" + data));
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log(name).toFile());
         pb.environment().putIfAbsent("OMP_WAIT_POLICY", "PASSIVE");
         Process p = pb.start();
         processes.add(p);
-        return p;
+        return new Node(p, control, data);
     }
 
     public Path log(String name) {

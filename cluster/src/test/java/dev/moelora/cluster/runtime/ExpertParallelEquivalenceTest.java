@@ -2,6 +2,7 @@ package dev.moelora.cluster.runtime;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -72,6 +73,36 @@ class ExpertParallelEquivalenceTest {
             assertSameTensors(single.runDir(), cluster.runDir(), 8);
             assertEquals(single.scores(), cluster.scores(), "router 0's evaluation equals the single-process one");
             assertTrue(nodes.awaitExit(60), "the nodes stop after the coordinator leaves");
+        }
+    }
+
+    @Test
+    void anExpertNodeThatDiesFailsTheRunWithAMessageNamingIt() throws Exception {
+        int coordinator = NodeProcesses.freeTcpPort();
+        Path file = config("lost", String.join("\n", "train.steps = 40", "runtime.mode = cluster", "runtime.expert-nodes = 2",
+                "runtime.timeout = 60s", "runtime.frame-timeout = 20s", "cluster.port = " + coordinator,
+                "cluster.seed-nodes = [\"pekko://moelora@127.0.0.1:" + coordinator + "\"]"));
+        try (NodeProcesses nodes = new NodeProcesses(dir)) {
+            nodes.start(file, "router", "lost-router", "1g");
+            nodes.start(file, "expert", "lost-expert-a", "1g");
+            NodeProcesses.Node victim = nodes.start(file, "expert", "lost-expert-b", "1g");
+            Path metrics = dir.resolve("lost/metrics.jsonl");
+            Thread killer = new Thread(() -> {
+                try {
+                    while (!Files.exists(metrics) || Files.readAllLines(metrics).size() < 2) Thread.sleep(100);
+                    victim.process().destroyForcibly();
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+            });
+            killer.start();
+            long start = System.nanoTime();
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> train(file));
+            killer.join();
+            assertTrue(e.getMessage().contains("127.0.0.1:" + victim.dataPort()) || e.getMessage().contains("127.0.0.1:" + victim.controlPort()),
+                    "the error names the lost node: " + e.getMessage());
+            assertTrue(System.nanoTime() - start < 120e9, "the run failed instead of hanging");
+            assertTrue(nodes.awaitExit(60), "the surviving nodes stop after the coordinator leaves");
         }
     }
 
