@@ -57,9 +57,8 @@ public final class ClusterNode {
         ChannelSettings channels = new ChannelSettings((int) config.bytes("runtime.term-length"), config.integer("runtime.mtu"));
         String channel = channels.udp(host, dataPort);
         int stream = role.equals("router") ? 2000 : 1000;
-        String aeronDir = config.string("runtime.aeron-dir");
         List<AutoCloseable> planes = new ArrayList<>();
-        try (DataPlane media = aeronDir.isEmpty() ? DataPlane.launchEmbedded() : DataPlane.connect(aeronDir)) {
+        try (DataPlane media = Nodes.media(config)) {
             Behavior<Event> root = Behaviors.setup(ctx -> {
                 String name = role + "@" + host + ":" + dataPort;
                 DataEndpoint endpoint = Nodes.endpoint(channel, stream);

@@ -128,11 +128,10 @@ public final class ExpertParallelJob {
     /** Routers and expert nodes as actors of this JVM, one embedded media driver, IPC channels. */
     static ExpertParallelRun.Outcome local(RunConfig config, ExampleSampler sampler, String save, ExpertParallelRun.Listener listener)
             throws IOException {
-        String aeronDir = config.string("runtime.aeron-dir");
         ChannelSettings channels = new ChannelSettings((int) config.bytes("runtime.term-length"), config.integer("runtime.mtu"));
         CompletableFuture<ExpertParallelRun.Outcome> result = new CompletableFuture<>();
         List<AutoCloseable> planes = new ArrayList<>();
-        try (DataPlane media = aeronDir.isEmpty() ? DataPlane.launchEmbedded() : DataPlane.connect(aeronDir)) {
+        try (DataPlane media = Nodes.media(config)) {
             Behavior<Void> root = Behaviors.setup(ctx -> {
                 List<ExpertParallelRun.RouterNode> routers = new ArrayList<>();
                 List<ExpertParallelRun.ExpertNode> experts = new ArrayList<>();

@@ -76,6 +76,19 @@ public final class Nodes {
         return new Started<>(new ExpertParallelRun.ExpertNode(name, requests, endpoint(channel, stream), config.integer("runtime.devices")), plane);
     }
 
+    /** The media driver runtime.aeron-driver and runtime.aeron-dir ask for. */
+    static DataPlane media(RunConfig config) {
+        String driver = config.string("runtime.aeron-driver"), dir = config.string("runtime.aeron-dir");
+        return switch (driver) {
+            case "embedded" -> dir.isEmpty() ? DataPlane.launchEmbedded() : DataPlane.launchEmbedded(java.nio.file.Path.of(dir));
+            case "external" -> {
+                if (dir.isEmpty()) throw new IllegalArgumentException("runtime.aeron-driver = external needs runtime.aeron-dir (the driver's aeron.dir)");
+                yield DataPlane.connect(dir);
+            }
+            default -> throw new IllegalArgumentException("runtime.aeron-driver must be embedded or external, got '" + driver + "'");
+        };
+    }
+
     static DataEndpoint endpoint(String channel, int stream) {
         return DataEndpoint.newBuilder().setChannel(channel).setStream(stream).build();
     }
