@@ -18,7 +18,8 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
  *
  * <p>{@code att = softmax(q k^T / sqrt(D) + bias)}, {@code ctx = att v}. The bias is built by
  * {@link #bias}: causal (key j visible to query i when j <= i) and, for right-padded batches,
- * padded keys hidden.
+ * padded keys hidden. It never lets a query see a later or padded key, and never copies keys or
+ * values per query head.
  */
 public final class CausalAttention {
     private CausalAttention() {}

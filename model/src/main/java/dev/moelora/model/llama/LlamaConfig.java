@@ -61,11 +61,6 @@ public record LlamaConfig(int vocabSize, int hidden, int intermediate, int layer
         return hidden / heads;
     }
 
-    /** Query heads per key/value head (H / KV). */
-    public int groups() {
-        return heads / kvHeads;
-    }
-
     /**
      * Every tensor a checkpoint of this shape holds, Hugging Face names and (out, in) layouts, in
      * forward order. {@code lm_head.weight} only when the embeddings are not tied.

@@ -144,7 +144,7 @@ public final class LlamaDecoder implements AdaptableModel {
         }
         if (acts == null || acts.maxB < maxBatch || acts.maxT < maxTokens) {
             int b = Math.max(maxBatch, acts == null ? 0 : acts.maxB), t = Math.max(maxTokens, acts == null ? 0 : acts.maxT);
-            acts = new Activations(b, t, t, config.layers());
+            acts = new Activations(b, t, t, config.layers(), b * t);
             grads = new Gradients(b, t);
         }
     }
@@ -272,6 +272,7 @@ public final class LlamaDecoder implements AdaptableModel {
             linears[l][Q].backward(dq, dh, false);
             linears[l][K].backward(dk, dh, true);
             linears[l][V].backward(dv, dh, true);
+            if (l == 0) break; // what remains would flow into the frozen embeddings
             rmsNorm.backward(dh, inputNorm[l], c.xhat1.view(N, C), c.rstd1.view(N, 1), dsum, scratch, stat);
             dx.addi(dsum);
         }
@@ -295,6 +296,7 @@ public final class LlamaDecoder implements AdaptableModel {
      * after that, one token per call. A later {@link #backward} is refused: nothing was kept for it.
      */
     public INDArray forwardCached(KvCache cache, int... tokens) {
+        if (cache.owner() != this) throw new IllegalArgumentException("the cache belongs to another decoder");
         if (tokens.length == 0) throw new IllegalArgumentException("no tokens to append");
         if (cache.length > 0 && tokens.length != 1) throw new IllegalArgumentException("after the prompt, tokens are appended one at a time; got " + tokens.length);
         if (cache.length == 0 && tokens.length > cache.maxPrompt) {
@@ -357,14 +359,15 @@ public final class LlamaDecoder implements AdaptableModel {
                 keys[l] = new Slab("cache.keys" + l, dtype, size);
                 values[l] = new Slab("cache.values" + l, dtype, size);
             }
-            acts = new Activations(1, maxPrompt, maxLength, 1);
+            acts = new Activations(1, maxPrompt, maxLength, 1, 1);
         }
 
         public int length() { return length; }
-        public int maxLength() { return maxLength; }
 
         /** Forgets the sequence; the buffers stay. */
         public void clear() { length = 0; }
+
+        private LlamaDecoder owner() { return LlamaDecoder.this; }
 
         /** (1, KV, to - from, D) view of positions [from, to). */
         private INDArray keys(int l, int from, int to) {
@@ -410,7 +413,10 @@ public final class LlamaDecoder implements AdaptableModel {
         }
     }
 
-    /** The forward buffers for up to maxB sequences of maxT tokens attending to up to maxKeys positions. */
+    /**
+     * The forward buffers for up to maxB sequences of maxT tokens attending to up to maxKeys
+     * positions, with blockCount blocks' activations and logits for logitRows rows.
+     */
     private final class Activations {
         final int maxB, maxT;
         final Block[] blocks;
@@ -422,11 +428,11 @@ public final class LlamaDecoder implements AdaptableModel {
         final Slab sig;                 // (N, F) SwiGLU scratch
         final Slab keyBias;             // (B, T)
         final Slab bias;                // (B, T, T)
-        final Slab logits;              // (N, V)
+        final Slab logits;              // (logitRows, V)
         final INDArray causal;          // (maxT, maxT)
         final Rope rope;                // positions [0, maxKeys)
 
-        Activations(int maxB, int maxT, int maxKeys, int blockCount) {
+        Activations(int maxB, int maxT, int maxKeys, int blockCount, int logitRows) {
             this.maxB = maxB;
             this.maxT = maxT;
             long n = (long) maxB * maxT, c = config.hidden(), f = config.intermediate(), h = config.heads();
@@ -447,7 +453,7 @@ public final class LlamaDecoder implements AdaptableModel {
             sig = new Slab("sig", dt, n * f);
             keyBias = new Slab("keyBias", dt, n);
             bias = new Slab("bias", dt, n * maxT);
-            logits = new Slab("logits", dt, n * config.vocabSize());
+            logits = new Slab("logits", dt, (long) logitRows * config.vocabSize());
             causal = CausalAttention.causalTable(maxT, dt);
             rope = new Rope(config.headDim(), config.ropeTheta(), maxKeys, dt);
         }

@@ -10,6 +10,7 @@ import org.nd4j.linalg.ops.transforms.Transforms;
  * predicts token t + 1 of sequence b, and only targets the loss mask selects count (response
  * tokens; prompt tokens and padding are masked out). The loss is the mean cross-entropy over
  * the counted targets, as Hugging Face computes it from labels with -100 on ignored positions.
+ * A target outside the mask never contributes to the loss or to the gradient.
  */
 public final class NextTokenLoss {
     private NextTokenLoss() {}

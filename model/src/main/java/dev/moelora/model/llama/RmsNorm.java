@@ -8,8 +8,9 @@ import org.nd4j.linalg.ops.transforms.Transforms;
 /**
  * RMSNorm over the channels of each row, forward and backward side by side, as Hugging Face's
  * LlamaRMSNorm: {@code y = w * x / sqrt(mean(x^2) + eps)} (no mean subtraction, no bias). The
- * weight is frozen, so backward returns only dL/dx. Row means are GEMMs against a column of 1/C
- * (faster in ND4J than its reductions, and they write into preallocated outputs).
+ * weight is frozen: backward returns only dL/dx and never computes a weight gradient. Row means
+ * are GEMMs against a column of 1/C (faster in ND4J than its reductions, and they write into
+ * preallocated outputs).
  */
 public final class RmsNorm {
     private final double eps;

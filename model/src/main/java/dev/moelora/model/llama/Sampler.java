@@ -8,7 +8,7 @@ import java.util.SplittableRandom;
  * Picks the next token from one row of logits: greedy (the argmax, first on ties), or sampled
  * from a seeded stream after Hugging Face's warpers in their order: temperature, then top-k,
  * then top-p (the smallest set of most likely tokens whose probability reaches p). The same seed
- * and the same logits give the same tokens.
+ * and the same logits give the same tokens: it never draws from a global random generator.
  */
 public final class Sampler {
     private final double temperature; // 0 for greedy

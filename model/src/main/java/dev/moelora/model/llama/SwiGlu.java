@@ -7,7 +7,8 @@ import org.nd4j.linalg.factory.Nd4j;
 /**
  * LLaMA's gated feed-forward activation, forward and backward side by side:
  * {@code y = silu(gate) * up}, silu(g) = g * sigmoid(g). The MLP is {@code down(y)} with
- * {@code gate} and {@code up} the outputs of two projections of the same input.
+ * {@code gate} and {@code up} the outputs of two projections of the same input. Stateless; it
+ * writes only into the buffers it is given.
  */
 public final class SwiGlu {
     private SwiGlu() {}
