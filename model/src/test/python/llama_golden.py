@@ -14,7 +14,9 @@ Writes, for each case, model/src/test/resources/llama/<case>/:
                                    (base_model.model.<module>.lora_A.weight), as AdapterStore reads them
     lora/adapter_config.json       PEFT's r, lora_alpha, target_modules
     reference.safetensors          F64: input_ids, attention_mask, loss_mask (B, T); logits (B*T, V);
-                                   loss (); grad.<PEFT key> for every LoRA A and B
+                                   loss (); grad.<PEFT key> for every LoRA A and B; adamw_losses (3):
+                                   the loss after each of 3 torch.optim.AdamW steps on A and B
+                                   (lr 0.01, weight decay 0.01, betas 0.9/0.999, eps 1e-8)
 Cases: gqa-f32 (4 query heads over 2 key/value heads, untied lm_head, F32), tied-bf16 (tied
 embeddings, 4 key/value heads, BF16, rope_theta 500000, two EOS ids), sharded-f16 (1 key/value head,
 untied, F16, two shards with an index).
@@ -210,11 +212,21 @@ def make_case(name, config, dtype, seed, shards=1):
     ref = {"input_ids": ids.to(F64), "attention_mask": attention_mask.to(F64), "loss_mask": loss_mask.to(F64),
            "logits": logits.detach().reshape(-1, V), "loss": loss.detach()}
     for module, (a, b) in lora.items():
-        ref[f"grad.base_model.model.{module}.lora_A.weight"] = a.grad
-        ref[f"grad.base_model.model.{module}.lora_B.weight"] = b.grad
+        ref[f"grad.base_model.model.{module}.lora_A.weight"] = a.grad.clone()
+        ref[f"grad.base_model.model.{module}.lora_B.weight"] = b.grad.clone()
+    adamw = torch.optim.AdamW([t for pair in lora.values() for t in pair], lr=0.01, betas=(0.9, 0.999), eps=1e-8,
+                              weight_decay=0.01)
+    losses = []
+    for _ in range(3):
+        adamw.step()
+        adamw.zero_grad()
+        step_loss = next_token_loss(forward(c, w, lora, ids, attention_mask), ids, loss_mask)
+        step_loss.backward()
+        losses.append(step_loss.item())
+    ref["adamw_losses"] = torch.tensor(losses, dtype=F64)
     write_safetensors(os.path.join(out, "reference.safetensors"), ref, {"source": "llama_golden.py"})
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
-    print(f"{name}: loss {loss.item():.6f}, {size} bytes")
+    print(f"{name}: loss {loss.item():.6f}, after AdamW steps {[round(l, 6) for l in losses]}, {size} bytes")
     return size
 
 
