@@ -59,7 +59,7 @@ public final class LlamaBench {
             long t0 = System.nanoTime();
             for (Parameter p : params) p.zeroGrad();
             INDArray logits = decoder.forward(tokens);
-            loss = NextTokenLoss.forwardBackward(logits, ids, lossMask, batch, seq, logits, rowScale);
+            loss = NextTokenLoss.forwardBackward(logits, tokens, lossMask, logits, rowScale);
             long t1 = System.nanoTime();
             decoder.backward(logits);
             long t2 = System.nanoTime();

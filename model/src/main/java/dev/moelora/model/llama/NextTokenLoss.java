@@ -16,32 +16,31 @@ public final class NextTokenLoss {
     private NextTokenLoss() {}
 
     /**
-     * @param logits   (B*T, V)
-     * @param ids      (B*T) the tokens, row-major
+     * @param logits   (B*T, V) for {@code batch}
      * @param lossMask (B*T) 1 where token t is a target whose prediction (from row t - 1) counts;
-     *                 the first token of a sequence never counts
+     *                 the first token of a sequence and padding (mask 0 in the batch) never count
      * @param dLogits  (B*T, V) out: dLoss/dLogits, zero in rows that predict nothing counted;
      *                 may be {@code logits} itself, which is then overwritten
      * @param rowScale (B*T, 1) scratch
      * @return the mean loss over counted targets, 0 when none counts
      */
-    public static double forwardBackward(INDArray logits, int[] ids, float[] lossMask, int B, int T,
-                                         INDArray dLogits, INDArray rowScale) {
-        int N = B * T;
-        if (ids.length != N || lossMask.length != N || logits.size(0) != N) {
-            throw new IllegalArgumentException("a batch of " + B + " x " + T + " needs " + N + " ids, mask entries and logits rows; got "
-                    + ids.length + ", " + lossMask.length + ", " + logits.size(0));
+    public static double forwardBackward(INDArray logits, DecoderBatch batch, float[] lossMask, INDArray dLogits, INDArray rowScale) {
+        int N = batch.rows(), T = batch.tokens();
+        int[] ids = batch.ids();
+        if (lossMask.length != N || logits.size(0) != N) {
+            throw new IllegalArgumentException("a batch of " + batch.batch() + " x " + T + " needs " + N + " loss-mask entries and logits rows; got "
+                    + lossMask.length + " and " + logits.size(0));
         }
         int counted = 0;
-        for (int i = 0; i < N; i++) if (predictsCounted(i, T, lossMask)) counted++;
+        for (int i = 0; i < N; i++) if (predictsCounted(i, batch, lossMask)) counted++;
         Nd4j.exec(new LogSoftMax(logits, dLogits));
         double loss = 0;
         for (int i = 0; i < N; i++) {
-            if (predictsCounted(i, T, lossMask)) loss -= dLogits.getDouble(i, ids[i + 1]);
+            if (predictsCounted(i, batch, lossMask)) loss -= dLogits.getDouble(i, ids[i + 1]);
         }
         Transforms.exp(dLogits, false);
         for (int i = 0; i < N; i++) {
-            boolean counts = predictsCounted(i, T, lossMask);
+            boolean counts = predictsCounted(i, batch, lossMask);
             if (counts) dLogits.putScalar(i, ids[i + 1], dLogits.getDouble(i, ids[i + 1]) - 1.0);
             rowScale.putScalar(i, 0, counts ? 1.0 / counted : 0.0);
         }
@@ -50,7 +49,7 @@ public final class NextTokenLoss {
     }
 
     /** Whether row i's prediction, of token i + 1 in the same sequence, counts. */
-    private static boolean predictsCounted(int i, int T, float[] lossMask) {
-        return i % T != T - 1 && lossMask[i + 1] != 0f;
+    private static boolean predictsCounted(int i, DecoderBatch batch, float[] lossMask) {
+        return i % batch.tokens() != batch.tokens() - 1 && lossMask[i + 1] != 0f && batch.mask()[i + 1] != 0f;
     }
 }

@@ -73,11 +73,12 @@ class LlamaGoldenTest {
                 mask[i] = maskRef.getFloat(i / T, i % T);
                 lossMask[i] = lossMaskRef.getFloat(i / T, i % T);
             }
-            INDArray logits = decoder.forward(new DecoderBatch(B, T, ids, mask));
+            DecoderBatch batch = new DecoderBatch(B, T, ids, mask);
+            INDArray logits = decoder.forward(batch);
             double logitsError = relativeError(logits, ref.read("logits"));
             assertTrue(logitsError < tolerance, name + " logits: relative error " + logitsError);
 
-            double loss = NextTokenLoss.forwardBackward(logits, ids, lossMask, B, T, logits, Nd4j.create(dtype, N, 1));
+            double loss = NextTokenLoss.forwardBackward(logits, batch, lossMask, logits, Nd4j.create(dtype, N, 1));
             double expectedLoss = ref.read("loss").getDouble(0);
             assertEquals(expectedLoss, loss, tolerance * Math.abs(expectedLoss), name + " loss");
 
@@ -94,8 +95,8 @@ class LlamaGoldenTest {
             for (int step = 0; step < expectedLosses.length(); step++) {
                 adamw.step(0.01);
                 for (Parameter p : params) p.zeroGrad();
-                INDArray stepLogits = decoder.forward(new DecoderBatch(B, T, ids, mask));
-                double stepLoss = NextTokenLoss.forwardBackward(stepLogits, ids, lossMask, B, T, stepLogits, Nd4j.create(dtype, N, 1));
+                INDArray stepLogits = decoder.forward(batch);
+                double stepLoss = NextTokenLoss.forwardBackward(stepLogits, batch, lossMask, stepLogits, Nd4j.create(dtype, N, 1));
                 decoder.backward(stepLogits);
                 double expected = expectedLosses.getDouble(step);
                 assertEquals(expected, stepLoss, tolerance * Math.abs(expected), name + " loss after AdamW step " + (step + 1));

@@ -121,10 +121,10 @@ class LlamaOpGradientTest {
     @Test
     void nextTokenLossCountsOnlyMaskedTargetsAndItsGradientMatchesFiniteDifferences() {
         int B = 2, T = 3, V = 5;
-        int[] ids = {1, 4, 2, 3, 0, 0};
-        float[] lossMask = {0, 1, 1, 0, 1, 0}; // sequence 0: targets at t = 1, 2; sequence 1: t = 1 only (t = 2 is padding)
+        DecoderBatch batch = new DecoderBatch(B, T, new int[] {1, 4, 2, 3, 0, 0}, new float[] {1, 1, 1, 1, 1, 0});
+        float[] lossMask = {0, 1, 1, 0, 1, 1}; // sequence 0: targets at t = 1, 2; sequence 1: t = 1 only (t = 2 is padding)
         INDArray logits = random(random, B * T, V).muli(2), dLogits = zeros(B * T, V), rowScale = zeros(B * T, 1);
-        double loss = NextTokenLoss.forwardBackward(logits, ids, lossMask, B, T, dLogits, rowScale);
+        double loss = NextTokenLoss.forwardBackward(logits, batch, lossMask, dLogits, rowScale);
         double expected = 0;
         int[][] counted = {{0, 4}, {1, 2}, {3, 0}}; // (row, target)
         for (int[] c : counted) {
@@ -134,12 +134,12 @@ class LlamaOpGradientTest {
         }
         assertEquals(expected, loss, 1e-12);
         assertEquals(0.0, dLogits.getRow(2).amaxNumber().doubleValue(), 0.0, "the last token of a sequence predicts nothing");
-        assertEquals(0.0, dLogits.getRow(4).amaxNumber().doubleValue(), 0.0, "a padded target does not count");
+        assertEquals(0.0, dLogits.getRow(4).amaxNumber().doubleValue(), 0.0, "a padded target does not count, whatever the loss mask says");
         INDArray scratch = zeros(B * T, V);
         check("next-token loss dlogits", logits, dLogits,
-                () -> NextTokenLoss.forwardBackward(logits, ids, lossMask, B, T, scratch, rowScale));
+                () -> NextTokenLoss.forwardBackward(logits, batch, lossMask, scratch, rowScale));
         INDArray inPlace = logits.dup();
-        assertEquals(loss, NextTokenLoss.forwardBackward(inPlace, ids, lossMask, B, T, inPlace, rowScale), 1e-15);
+        assertEquals(loss, NextTokenLoss.forwardBackward(inPlace, batch, lossMask, inPlace, rowScale), 1e-15);
         assertEquals(0.0, inPlace.sub(dLogits).amaxNumber().doubleValue(), 1e-15, "dLogits may overwrite the logits");
     }
 }
