@@ -1,0 +1,84 @@
+package dev.moelora.model.llama;
+
+import static dev.moelora.model.nn.FiniteDifference.check;
+import static dev.moelora.model.nn.FiniteDifference.random;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.moelora.model.lora.Lora;
+import dev.moelora.model.lora.LoraConfig;
+import dev.moelora.model.lora.LoraLinear;
+import dev.moelora.model.nn.Linear;
+import dev.moelora.model.optim.Parameter;
+import java.util.List;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/** The whole decoder's backward, through LoRA on every projection, against finite differences. */
+class LlamaDecoderGradientTest {
+    /** V 11, C 8, F 12, L 2, H 2 query heads over KV 1 (grouped-query), D 4. */
+    static final LlamaConfig TINY = new LlamaConfig(11, 8, 12, 2, 2, 1, 1e-5, 10000, false, 16, 1, List.of(2));
+    static final List<String> ALL_PROJECTIONS = List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj");
+
+    /** Two sequences of 4 tokens; the second has 3 real tokens and a response of 1. */
+    static DecoderBatch batch() {
+        return new DecoderBatch(2, 4, new int[] {1, 5, 7, 3, 1, 9, 4, 0}, new float[] {1, 1, 1, 1, 1, 1, 1, 0});
+    }
+
+    static final float[] LOSS_MASK = {0, 0, 1, 1, 0, 0, 1, 0};
+
+    static double loss(LlamaDecoder decoder, INDArray dLogits) {
+        DecoderBatch b = batch();
+        INDArray logits = decoder.forward(b);
+        return NextTokenLoss.forwardBackward(logits, b, LOSS_MASK, dLogits, Nd4j.create(logits.dataType(), b.rows(), 1));
+    }
+
+    @Test
+    void modulesCarryHuggingFaceNamesSoPeftTargetsMatch() {
+        LlamaDecoder decoder = LlamaDecoder.random(TINY, DataType.DOUBLE, 1);
+        List<String> names = decoder.linears().stream().map(Linear::name).toList();
+        assertEquals(14, names.size());
+        assertEquals("model.layers.0.self_attn.q_proj", names.get(0));
+        assertEquals("model.layers.1.mlp.down_proj", names.get(13));
+        assertEquals(4, Lora.apply(decoder, new LoraConfig(2, 4, 0, List.of("q_proj", "v_proj")), 1).size());
+    }
+
+    @Test
+    void freshLoraLeavesTheLogitsUnchanged() {
+        INDArray before = LlamaDecoder.random(TINY, DataType.DOUBLE, 5).forward(batch()).dup();
+        LlamaDecoder adapted = LlamaDecoder.random(TINY, DataType.DOUBLE, 5);
+        Lora.apply(adapted, new LoraConfig(2, 4, 0, ALL_PROJECTIONS), 1);
+        assertEquals(0.0, adapted.forward(batch()).sub(before).amaxNumber().doubleValue(), 0.0, "B = 0 at step 0");
+    }
+
+    @Test
+    void decoderWithLoraOnEveryProjectionMatchesFiniteDifferences() {
+        SplittableRandom random = new SplittableRandom(9);
+        LlamaDecoder decoder = LlamaDecoder.random(TINY, DataType.DOUBLE, 11);
+        List<LoraLinear> adapters = Lora.apply(decoder, new LoraConfig(2, 4, 0, ALL_PROJECTIONS), 2);
+        assertEquals(14, adapters.size());
+        for (LoraLinear l : adapters) l.b().value().assign(random(random, l.b().value().shape()));
+        assertThrows(IllegalStateException.class, () -> decoder.backward(Nd4j.zeros(DataType.DOUBLE, 8, 11)), "backward needs a forward");
+        INDArray dLogits = Nd4j.create(DataType.DOUBLE, 8, TINY.vocabSize());
+        loss(decoder, dLogits);
+        decoder.backward(dLogits);
+        INDArray scratch = Nd4j.create(DataType.DOUBLE, 8, TINY.vocabSize());
+        for (Parameter p : Lora.parameters(adapters)) {
+            assertTrue(p.grad().amaxNumber().doubleValue() > 0, p.name() + " receives a gradient");
+            check(p.name(), p.value(), p.grad().dup(), () -> loss(decoder, scratch));
+        }
+    }
+
+    @Test
+    void malformedBatchesAreRefused() {
+        LlamaDecoder decoder = LlamaDecoder.random(TINY, DataType.DOUBLE, 1);
+        assertThrows(IllegalArgumentException.class, () -> new DecoderBatch(1, 3, new int[] {0, 1, 2}, new float[] {0, 1, 1}), "left padding");
+        var e = assertThrows(IllegalArgumentException.class, () -> decoder.forward(new DecoderBatch(1, 2, new int[] {3, 11}, new float[] {1, 1})));
+        assertTrue(e.getMessage().contains("vocabulary of 11"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> decoder.reserve(1, 17), "longer than max_position_embeddings");
+    }
+}

@@ -1,0 +1,248 @@
+"""Golden references for LlamaGoldenTest: tiny random LLaMA checkpoints in Hugging Face layout, and
+what PyTorch computes on them (logits, next-token loss, LoRA gradients), so the Java decoder is
+checked against an implementation it shares no code with.
+
+Run (from anywhere; needs PyTorch >= 1.13 and numpy, NOT transformers or safetensors):
+    /usr/bin/python3 model/src/test/python/llama_golden.py
+On Debian, `apt-get install python3-torch` provides PyTorch for /usr/bin/python3.
+
+Writes, for each case, model/src/test/resources/llama/<case>/:
+    config.json                    Hugging Face LlamaConfig fields
+    model.safetensors              the weights, or for a sharded case
+      model-00001-of-00002.safetensors, model-00002-of-00002.safetensors, model.safetensors.index.json
+    lora/adapter.safetensors       LoRA A and B (F32, B nonzero) under PEFT key names
+                                   (base_model.model.<module>.lora_A.weight), as AdapterStore reads them
+    lora/adapter_config.json       PEFT's r, lora_alpha, target_modules
+    reference.safetensors          F64: input_ids, attention_mask, loss_mask (B, T); logits (B*T, V);
+                                   loss (); grad.<PEFT key> for every LoRA A and B; adamw_losses (3):
+                                   the loss after each of 3 torch.optim.AdamW steps on A and B
+                                   (lr 0.01, weight decay 0.01, betas 0.9/0.999, eps 1e-8)
+Cases: gqa-f32 (4 query heads over 2 key/value heads, untied lm_head, F32), tied-bf16 (tied
+embeddings, 4 key/value heads, BF16, rope_theta 500000, two EOS ids), sharded-f16 (1 key/value head,
+untied, F16, two shards with an index).
+
+The reference runs in float64 on the stored values (rounded to F32/BF16/F16 first), following
+transformers' modeling_llama.py: LlamaRMSNorm, rotate_half RoPE with
+inv_freq = 1 / theta^(arange(0, D, 2) / D), repeat_kv for grouped-query attention, a causal mask
+combined with the key padding mask (finfo.min where hidden), softmax, SiLU-gated MLP. LoRA has PEFT
+semantics: y = x W^T + (alpha / r) (x A^T) B^T. The loss is cross-entropy of logits[:, :-1] against
+input_ids[:, 1:] where loss_mask[:, 1:] is 1 (labels -100 elsewhere), averaged over those targets.
+"""
+import json
+import math
+import os
+import struct
+
+import torch
+import torch.nn.functional as F
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "resources", "llama")
+F64 = torch.float64
+DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64"}
+MODULES = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+           "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+RANK, ALPHA = 2, 6
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """The safetensors format: u64 little-endian header length, JSON header, raw little-endian data."""
+    header, blobs, offset = {}, [], 0
+    if metadata:
+        header["__metadata__"] = metadata
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        raw = (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy().tobytes()
+        header[name] = {"dtype": DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for raw in blobs:
+            f.write(raw)
+
+
+def weight_shapes(c):
+    C, F_, V = c["hidden_size"], c["intermediate_size"], c["vocab_size"]
+    D = C // c["num_attention_heads"]
+    HD, KVD = c["num_attention_heads"] * D, c["num_key_value_heads"] * D
+    shapes = {"model.embed_tokens.weight": (V, C)}
+    for l in range(c["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        shapes.update({p + "input_layernorm.weight": (C,), p + "self_attn.q_proj.weight": (HD, C),
+                       p + "self_attn.k_proj.weight": (KVD, C), p + "self_attn.v_proj.weight": (KVD, C),
+                       p + "self_attn.o_proj.weight": (C, HD), p + "post_attention_layernorm.weight": (C,),
+                       p + "mlp.gate_proj.weight": (F_, C), p + "mlp.up_proj.weight": (F_, C),
+                       p + "mlp.down_proj.weight": (C, F_)})
+    shapes["model.norm.weight"] = (C,)
+    if not c["tie_word_embeddings"]:
+        shapes["lm_head.weight"] = (V, C)
+    return shapes
+
+
+def random_weights(c, gen):
+    w = {}
+    for name, shape in weight_shapes(c).items():
+        if len(shape) == 1:
+            w[name] = 1 + 0.1 * torch.randn(shape, generator=gen)
+        elif "embed_tokens" in name:
+            w[name] = 0.5 * torch.randn(shape, generator=gen)
+        else:
+            w[name] = torch.randn(shape, generator=gen) / math.sqrt(shape[1])
+    return w
+
+
+def rms_norm(x, weight, eps):  # LlamaRMSNorm
+    variance = x.pow(2).mean(-1, keepdim=True)
+    return weight * (x * torch.rsqrt(variance + eps))
+
+
+def rotate_half(x):
+    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def repeat_kv(x, n_rep):  # (B, KV, T, D) -> (B, KV * n_rep, T, D)
+    b, kv, t, d = x.shape
+    return x if n_rep == 1 else x[:, :, None, :, :].expand(b, kv, n_rep, t, d).reshape(b, kv * n_rep, t, d)
+
+
+def forward(c, w, lora, ids, attention_mask):
+    B, T = ids.shape
+    H, KV = c["num_attention_heads"], c["num_key_value_heads"]
+    D = c["hidden_size"] // H
+    eps = c["rms_norm_eps"]
+
+    def linear(x, module):
+        y = x @ w[module + ".weight"].T
+        if module in lora:
+            a, b = lora[module]
+            y = y + (ALPHA / RANK) * (x @ a.T) @ b.T
+        return y
+
+    inv_freq = 1.0 / (c["rope_theta"] ** (torch.arange(0, D, 2, dtype=torch.int64).to(F64) / D))
+    freqs = torch.outer(torch.arange(T, dtype=F64), inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos(), emb.sin()
+    allowed = torch.tril(torch.ones(T, T, dtype=torch.bool))[None, :, :] & attention_mask.bool()[:, None, :]
+    mask = torch.zeros(B, 1, T, T, dtype=F64).masked_fill(~allowed[:, None], torch.finfo(F64).min)
+
+    x = w["model.embed_tokens.weight"][ids]
+    for l in range(c["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        h = rms_norm(x, w[p + "input_layernorm.weight"], eps)
+        q = linear(h, p + "self_attn.q_proj").view(B, T, H, D).transpose(1, 2)
+        k = linear(h, p + "self_attn.k_proj").view(B, T, KV, D).transpose(1, 2)
+        v = linear(h, p + "self_attn.v_proj").view(B, T, KV, D).transpose(1, 2)
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        k, v = repeat_kv(k, H // KV), repeat_kv(v, H // KV)
+        att = torch.softmax(q @ k.transpose(2, 3) / math.sqrt(D) + mask, dim=-1)
+        ctx = (att @ v).transpose(1, 2).reshape(B, T, H * D)
+        x = x + linear(ctx, p + "self_attn.o_proj")
+        h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
+        x = x + linear(F.silu(linear(h, p + "mlp.gate_proj")) * linear(h, p + "mlp.up_proj"), p + "mlp.down_proj")
+    x = rms_norm(x, w["model.norm.weight"], eps)
+    head = w["model.embed_tokens.weight"] if c["tie_word_embeddings"] else w["lm_head.weight"]
+    return x @ head.T
+
+
+def next_token_loss(logits, ids, loss_mask):
+    labels = ids.masked_fill(loss_mask == 0, -100)
+    V = logits.shape[-1]
+    return F.cross_entropy(logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1), ignore_index=-100)
+
+
+def make_case(name, config, dtype, seed, shards=1):
+    gen = torch.Generator().manual_seed(seed)
+    out = os.path.join(OUT, name)
+    os.makedirs(os.path.join(out, "lora"), exist_ok=True)
+    for old in os.listdir(out):
+        if old.endswith(".safetensors") or old.endswith(".json"):
+            os.remove(os.path.join(out, old))
+    c = dict(config)
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(c, f, indent=2)
+        f.write("\n")
+
+    stored = {k: v.to(dtype) for k, v in random_weights(c, gen).items()}
+    if shards == 1:
+        write_safetensors(os.path.join(out, "model.safetensors"), stored, {"format": "pt"})
+    else:
+        names = list(stored)  # forward order: the first shard takes the embeddings and the first layer
+        cut = next(i for i, n in enumerate(names) if n.startswith("model.layers.1."))
+        parts = [names[:cut], names[cut:]]
+        weight_map = {}
+        for i, part in enumerate(parts):
+            file = f"model-{i + 1:05d}-of-{len(parts):05d}.safetensors"
+            write_safetensors(os.path.join(out, file), {n: stored[n] for n in part}, {"format": "pt"})
+            weight_map.update({n: file for n in part})
+        total = sum(t.numel() * t.element_size() for t in stored.values())
+        with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
+            json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+            f.write("\n")
+    w = {k: v.to(F64) for k, v in stored.items()}
+
+    lora, adapter = {}, {}
+    for l in range(c["num_hidden_layers"]):
+        for m in MODULES:
+            module = f"model.layers.{l}.{m}"
+            d_out, d_in = w[module + ".weight"].shape
+            bound = 1 / math.sqrt(d_in)
+            a = ((torch.rand(RANK, d_in, generator=gen) * 2 - 1) * bound).float()
+            b = (0.3 * torch.randn(d_out, RANK, generator=gen)).float()
+            adapter[f"base_model.model.{module}.lora_A.weight"] = a
+            adapter[f"base_model.model.{module}.lora_B.weight"] = b
+            lora[module] = (a.to(F64).requires_grad_(), b.to(F64).requires_grad_())
+    write_safetensors(os.path.join(out, "lora", "adapter.safetensors"), adapter, {"format": "pt"})
+    with open(os.path.join(out, "lora", "adapter_config.json"), "w") as f:
+        json.dump({"peft_type": "LORA", "r": RANK, "lora_alpha": ALPHA, "lora_dropout": 0.0,
+                   "target_modules": [m.split(".")[1] for m in MODULES]}, f, indent=2)
+        f.write("\n")
+
+    V = c["vocab_size"]
+    ids = torch.randint(3, V, (2, 6), generator=gen)
+    attention_mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
+    ids = ids.masked_fill(attention_mask == 0, 0)  # right padding with id 0
+    loss_mask = torch.tensor([[0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 0, 0]])
+    logits = forward(c, w, lora, ids, attention_mask)
+    loss = next_token_loss(logits, ids, loss_mask)
+    loss.backward()
+    ref = {"input_ids": ids.to(F64), "attention_mask": attention_mask.to(F64), "loss_mask": loss_mask.to(F64),
+           "logits": logits.detach().reshape(-1, V), "loss": loss.detach()}
+    for module, (a, b) in lora.items():
+        ref[f"grad.base_model.model.{module}.lora_A.weight"] = a.grad.clone()
+        ref[f"grad.base_model.model.{module}.lora_B.weight"] = b.grad.clone()
+    adamw = torch.optim.AdamW([t for pair in lora.values() for t in pair], lr=0.01, betas=(0.9, 0.999), eps=1e-8,
+                              weight_decay=0.01)
+    losses = []
+    for _ in range(3):
+        adamw.step()
+        adamw.zero_grad()
+        step_loss = next_token_loss(forward(c, w, lora, ids, attention_mask), ids, loss_mask)
+        step_loss.backward()
+        losses.append(step_loss.item())
+    ref["adamw_losses"] = torch.tensor(losses, dtype=F64)
+    write_safetensors(os.path.join(out, "reference.safetensors"), ref, {"source": "llama_golden.py"})
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
+    print(f"{name}: loss {loss.item():.6f}, after AdamW steps {[round(l, 6) for l in losses]}, {size} bytes")
+    return size
+
+
+def config(kv_heads, tied, theta, eps, eos, torch_dtype, **extra):
+    c = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 32, "intermediate_size": 40,
+         "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": kv_heads, "vocab_size": 48,
+         "max_position_embeddings": 64, "rms_norm_eps": eps, "rope_theta": theta, "rope_scaling": None,
+         "hidden_act": "silu", "tie_word_embeddings": tied, "bos_token_id": 1, "eos_token_id": eos,
+         "attention_bias": False, "attention_dropout": 0.0, "initializer_range": 0.02, "pretraining_tp": 1,
+         "use_cache": True, "torch_dtype": torch_dtype}
+    c.update(extra)
+    return c
+
+
+if __name__ == "__main__":
+    total = make_case("gqa-f32", config(2, False, 10000.0, 1e-6, 2, "float32"), torch.float32, 1)
+    total += make_case("tied-bf16", config(4, True, 500000.0, 1e-5, [2, 3], "bfloat16", head_dim=8), torch.bfloat16, 2)
+    total += make_case("sharded-f16", config(1, False, 10000.0, 1e-5, 2, "float16"), torch.float16, 3, shards=2)
+    print(f"total {total} bytes")
