@@ -132,7 +132,8 @@ public final class LlmAdaptersDataset {
         return new Split(first.format(), first.labels(), examples);
     }
 
-    private static JsonNode parseJson(Path file) throws IOException {
+    /** The file as a JSON tree; malformed JSON is a {@link DatasetFormatException} with the line and column. */
+    static JsonNode parseJson(Path file) throws IOException {
         try (InputStream in = Files.newInputStream(file)) {
             return JSON.readTree(in);
         } catch (JsonProcessingException e) {
@@ -209,7 +210,8 @@ public final class LlmAdaptersDataset {
         return new Example(question, choices, answerIndex);
     }
 
-    private static String describe(JsonNode node) {
+    /** What a JSON value is, for an error message: "a JSON number 3", "nothing (field missing)". */
+    static String describe(JsonNode node) {
         if (node == null || node.isMissingNode()) {
             return node == null ? "nothing (field missing)" : "nothing (empty file)";
         }
@@ -220,7 +222,7 @@ public final class LlmAdaptersDataset {
         return node.isContainerNode() ? "a JSON " + type : "a JSON " + type + " " + abbreviate(node.toString());
     }
 
-    private static String abbreviate(String text) {
+    static String abbreviate(String text) {
         return text.length() <= 80 ? text : text.substring(0, 77) + "...";
     }
 
