@@ -3,6 +3,7 @@ package dev.moelora.cluster;
 import dev.moelora.cluster.cli.BenchCommand;
 import dev.moelora.cluster.cli.ExperimentCommand;
 import dev.moelora.cluster.cli.ForwardCommand;
+import dev.moelora.cluster.cli.GenerateCommand;
 import dev.moelora.cluster.cli.NodeCommand;
 import dev.moelora.cluster.cli.TrainCommand;
 import picocli.CommandLine;
@@ -11,7 +12,7 @@ import picocli.CommandLine.Command;
 /** The {@code moelora} command line. */
 @Command(name = "moelora", mixinStandardHelpOptions = true, version = "moelora 0.1.0",
         description = "Parameter-efficient fine-tuning of transformers: LoRA, Tied-LoRA and MoELoRA, single-process or expert-parallel.",
-        subcommands = {TrainCommand.class, NodeCommand.class, ExperimentCommand.class, ForwardCommand.class, BenchCommand.class})
+        subcommands = {TrainCommand.class, NodeCommand.class, ExperimentCommand.class, ForwardCommand.class, GenerateCommand.class, BenchCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -22,6 +23,11 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
+        System.exit(commandLine().execute(args));
+    }
+
+    /** The command line with its error handling: a bad config, data or model file exits 2 with its message. */
+    public static CommandLine commandLine() {
         CommandLine cli = new CommandLine(new Main());
         // a bad config or data file is the user's to fix: print its message, not a stack trace
         cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
@@ -31,6 +37,6 @@ public final class Main implements Runnable {
             }
             throw e;
         });
-        System.exit(cli.execute(args));
+        return cli;
     }
 }

@@ -19,10 +19,12 @@ import java.util.concurrent.Callable;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import dev.moelora.model.llama.LlamaBench;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** Measured, not asserted: ND4J GEMM throughput and the LoRA training step on MiniLM. */
+/** Measured, not asserted: ND4J GEMM throughput and an adapter's training step on MiniLM, or on a LLaMA-shaped decoder. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Print ND4J SGEMM GFLOP/s and an adapter's training step tokens/s on MiniLM, with the machine they ran on.")
 public final class BenchCommand implements Callable<Integer> {
@@ -44,11 +46,24 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--runtime", description = "instead: the MoELoRA step single-process vs the expert-parallel runtime in one JVM vs in 3 JVMs (uses --batch, --seq, --steps)")
     boolean runtime;
 
+    @Option(names = "--decoder", description = "instead: the LoRA training step of a LLaMA-shaped decoder (dev.moelora.model.llama.LlamaBench; "
+            + "batch 8 x seq 128 unless --batch/--seq are given; uses --steps)")
+    boolean decoder;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
     @Option(names = "--frames", description = "instead: tensor-frame throughput over Aeron IPC and UDP 127.0.0.1 against raw Aeron")
     boolean frames;
 
     @Override
     public Integer call() throws Exception {
+        if (decoder) {
+            var parsed = spec.commandLine().getParseResult();
+            LlamaBench.run(System.out, parsed.hasMatchedOption("--batch") ? batch : LlamaBench.BATCH,
+                    parsed.hasMatchedOption("--seq") ? seq : LlamaBench.SEQ, 3, steps);
+            return 0;
+        }
         System.out.println(machine());
         if (runtime) {
             dev.moelora.cluster.runtime.RuntimeBenchmark.run(System.out, steps + 2, batch, seq, Path.of("runs", "bench-runtime"));

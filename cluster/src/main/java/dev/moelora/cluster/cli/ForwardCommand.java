@@ -1,7 +1,11 @@
 package dev.moelora.cluster.cli;
 
 import dev.moelora.cluster.run.BaseModel;
+import dev.moelora.cluster.run.DecoderCheckpoint;
 import dev.moelora.model.bert.TokenBatch;
+import dev.moelora.model.llama.DecoderBatch;
+import dev.moelora.model.llama.LlamaDecoder;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.concurrent.Callable;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -9,11 +13,17 @@ import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** Prints the base model's final hidden states as JSON: how users check a conversion. */
+/**
+ * Prints a base model's output for one sequence as JSON, how users check a conversion: an
+ * encoder's final hidden states (T, H), or a LLaMA decoder's next-token logits (T, V). Both as
+ * {@code {"shape":[rows,cols],"data":[...]}}, row-major.
+ */
 @Command(name = "forward", mixinStandardHelpOptions = true,
-        description = "Print the base model's final hidden states for one sequence as {\"shape\":[T,H],\"data\":[...]} (row-major).")
+        description = {"Print the base model's output for one sequence as {\"shape\":[T,N],\"data\":[...]} (row-major):",
+                "an encoder's final hidden states (N = hidden size) or a LLaMA checkpoint's logits (N = vocabulary)."})
 public final class ForwardCommand implements Callable<Integer> {
-    @Option(names = "--model", defaultValue = "minilm", description = "'minilm' (embedded) or a BERT .onnx file (default: ${DEFAULT-VALUE})")
+    @Option(names = "--model", defaultValue = "minilm",
+            description = "'minilm' (embedded), a BERT .onnx file, or a LLaMA checkpoint directory (config.json, safetensors, tokenizer.json) (default: ${DEFAULT-VALUE})")
     String model;
 
     @Option(names = "--tokenizer", description = "tokenizer.json for an .onnx model (default: next to it)")
@@ -29,26 +39,47 @@ public final class ForwardCommand implements Callable<Integer> {
         @Option(names = "--ids", split = ",", description = "token ids, e.g. 101,7592,2088,102")
         int[] ids;
 
-        @Option(names = "--text", description = "text to tokenize ([CLS] text [SEP])")
+        @Option(names = "--text", description = "text to tokenize (encoder: [CLS] text [SEP]; decoder: BOS text)")
         String text;
     }
 
     @Override
     public Integer call() throws Exception {
+        if (input.ids != null && input.ids.length == 0) throw new IllegalArgumentException("--ids: no token ids given");
+        Path dir = Path.of(model);
+        INDArray out = DecoderCheckpoint.isCheckpoint(dir) ? decoderLogits(dir) : encoderHidden();
+        System.out.println(json(out));
+        return 0;
+    }
+
+    private INDArray encoderHidden() throws Exception {
         BaseModel base = BaseModel.fromSpec(model, tokenizer, heads);
         int[] ids = input.ids != null ? input.ids : base.tokenizer().encode(input.text, base.encoder().config().maxPositions()).ids();
-        if (ids.length == 0) throw new IllegalArgumentException("--ids: no token ids given");
         float[] mask = new float[ids.length];
         Arrays.fill(mask, 1f);
-        INDArray hidden = base.encoder().forward(new TokenBatch(1, ids.length, ids, new int[ids.length], mask));
-        StringBuilder sb = new StringBuilder((int) Math.min(Integer.MAX_VALUE, hidden.length() * 12));
-        sb.append("{\"shape\":[").append(hidden.size(0)).append(',').append(hidden.size(1)).append("],\"data\":[");
-        for (long i = 0; i < hidden.length(); i++) {
-            if (i > 0) sb.append(',');
-            sb.append(Float.toString(hidden.getFloat(i)));
+        return base.encoder().forward(new TokenBatch(1, ids.length, ids, new int[ids.length], mask));
+    }
+
+    private INDArray decoderLogits(Path dir) throws Exception {
+        LlamaDecoder decoder = DecoderCheckpoint.decoder(dir);
+        int[] ids = input.ids != null ? input.ids : DecoderCheckpoint.tokenizer(dir).encode(input.text, true);
+        if (ids.length == 0) throw new IllegalArgumentException("--text: the tokenizer gave no tokens");
+        float[] mask = new float[ids.length];
+        Arrays.fill(mask, 1f);
+        return decoder.forward(new DecoderBatch(1, ids.length, ids, mask));
+    }
+
+    /** {"shape":[rows,cols],"data":[...]}, row-major, as float32 values. */
+    static String json(INDArray m) {
+        long rows = m.size(0), cols = m.size(1);
+        StringBuilder sb = new StringBuilder((int) Math.min(Integer.MAX_VALUE, rows * cols * 12));
+        sb.append("{\"shape\":[").append(rows).append(',').append(cols).append("],\"data\":[");
+        for (long r = 0; r < rows; r++) {
+            for (long c = 0; c < cols; c++) {
+                if (r + c > 0) sb.append(',');
+                sb.append(Float.toString(m.getFloat(r, c)));
+            }
         }
-        sb.append("]}");
-        System.out.println(sb);
-        return 0;
+        return sb.append("]}").toString();
     }
 }

@@ -26,7 +26,7 @@ public record BaseModel(String description, BertEncoder encoder, WordPieceTokeni
                 return new BaseModel(onnx + " (" + bert.layers() + " layers, hidden " + bert.hidden() + ")",
                         new BertEncoder(bert, weights), WordPieceTokenizer.fromJson(Path.of(tok)));
             }
-            default -> throw new IllegalArgumentException("model.name must be 'minilm' or 'onnx', got '" + name + "'");
+            default -> throw new IllegalArgumentException("model.name must be 'minilm', 'onnx' or 'llama' (a decoder, with data.source = instructions), got '" + name + "'");
         }
     }
 

@@ -34,7 +34,7 @@ public final class TaskData {
                 return tasks;
             }
             default:
-                throw new IllegalArgumentException("data.source must be 'generated' or 'llm-adapters', got '" + source + "'");
+                throw new IllegalArgumentException("data.source must be 'generated' or 'llm-adapters' for an encoder ('instructions' with model.name = llama), got '" + source + "'");
         }
     }
 

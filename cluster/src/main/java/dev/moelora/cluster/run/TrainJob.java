@@ -29,7 +29,7 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * One LoRA training run, end to end: base model, tasks, adapter and heads, training with
+ * One encoder training run, end to end (a decoder's is {@link InstructionJob}): base model, tasks, adapter and heads, training with
  * progress and per-step JSONL metrics, periodic and final saves, and the evaluation table.
  * Everything it writes goes under the run directory.
  */
@@ -44,6 +44,16 @@ public final class TrainJob {
 
     public static Result run(RunConfig config, PrintStream out, boolean terminal) throws IOException {
         String mode = config.string("runtime.mode");
+        if (config.string("model.name").equals("llama")) {
+            if (!mode.equals("single-process")) {
+                throw new IllegalArgumentException("model.name = llama trains single-process only; runtime.mode = " + mode
+                        + " runs the encoder's trunk in its routers");
+            }
+            return InstructionJob.run(config, out, terminal);
+        }
+        if (config.string("data.source").equals("instructions")) {
+            throw new IllegalArgumentException("data.source = instructions trains a decoder: set model.name = llama and model.path");
+        }
         if (!mode.equals("single-process")) {
             if (!config.string("adapter.type").equals("moelora")) {
                 throw new IllegalArgumentException("runtime.mode = " + mode + " runs MoELoRA's experts in expert actors; adapter.type "
@@ -114,18 +124,8 @@ public final class TrainJob {
                     losses.add(m.loss());
                     tokens[0] += m.tokens();
                     seconds[0] += m.seconds();
-                    ObjectNode line = JSON.createObjectNode();
-                    line.put("step", m.step());
-                    line.put("loss", m.loss());
-                    line.put("task_loss", m.taskLoss());
-                    line.put("aux_loss", m.auxLoss());
-                    line.put("lr", m.lr());
-                    line.put("grad_norm", m.gradNorm());
-                    line.put("tokens", m.tokens());
-                    line.put("seconds", m.seconds());
-                    line.put("tokens_per_s", m.tokens() / m.seconds());
                     try {
-                        metrics.write(JSON.writeValueAsString(line));
+                        metrics.write(JSON.writeValueAsString(metricsLine(m)));
                         metrics.newLine();
                         metrics.flush();
                         if (routing != null) writeRouting(routing, m.step(), (MoeLoraAdapters) adapters);
@@ -160,6 +160,21 @@ public final class TrainJob {
                 (System.nanoTime() - t0) / 1e9, losses);
     }
 
+    /** One line of metrics.jsonl. */
+    static ObjectNode metricsLine(Trainer.StepMetrics m) {
+        ObjectNode line = JSON.createObjectNode();
+        line.put("step", m.step());
+        line.put("loss", m.loss());
+        line.put("task_loss", m.taskLoss());
+        line.put("aux_loss", m.auxLoss());
+        line.put("lr", m.lr());
+        line.put("grad_norm", m.gradNorm());
+        line.put("tokens", m.tokens());
+        line.put("seconds", m.seconds());
+        line.put("tokens_per_s", m.tokens() / m.seconds());
+        return line;
+    }
+
     private static void save(Path dir, List<Parameter> params, ObjectNode adapterJson, Trainer trainer, RunConfig config) throws IOException {
         AdapterStore.save(dir, params, adapterJson, trainer.optimizer(),
                 new AdapterStore.State(trainer.step(), trainer.sampler().epoch(), trainer.sampler().position(), config.hash()));
@@ -170,7 +185,7 @@ public final class TrainJob {
      * micro-batch: tokens routed to each expert, gate mass, gate entropy, the balance and
      * contrastive losses (unweighted) and the cosine between experts' mean outputs.
      */
-    private static void writeRouting(BufferedWriter out, int step, MoeLoraAdapters moe) throws IOException {
+    static void writeRouting(BufferedWriter out, int step, MoeLoraAdapters moe) throws IOException {
         for (RoutingStats s : moe.stats()) {
             ObjectNode line = JSON.createObjectNode();
             line.put("step", step);
@@ -196,16 +211,7 @@ public final class TrainJob {
 
     /** adapter_config.json: the adapter settings as configured (PEFT's keys for LoRA) plus the task heads. */
     private static ObjectNode adapterConfig(RunConfig config, Adapters adapters, BaseModel base, List<Task> tasks) {
-        ObjectNode o = JSON.createObjectNode();
-        String type = config.string("adapter.type");
-        o.put("peft_type", type.equals("lora") ? "LORA" : type.toUpperCase(Locale.ROOT));
-        o.put("base_model_name_or_path", base.description());
-        o.put("description", adapters.describe());
-        o.put("r", config.integer("adapter.rank"));
-        o.put("lora_alpha", config.number("adapter.alpha"));
-        o.put("lora_dropout", config.number("adapter.dropout"));
-        ArrayNode targets = o.putArray("target_modules");
-        config.strings("adapter.targets").forEach(targets::add);
+        ObjectNode o = peftConfig(config, adapters, base.description());
         ArrayNode heads = o.putArray("tasks");
         for (Task t : tasks) {
             ObjectNode h = heads.addObject();
@@ -217,6 +223,21 @@ public final class TrainJob {
         return o;
     }
 
+    /** The adapter settings as configured, under PEFT's keys for LoRA. */
+    static ObjectNode peftConfig(RunConfig config, Adapters adapters, String baseModel) {
+        ObjectNode o = JSON.createObjectNode();
+        String type = config.string("adapter.type");
+        o.put("peft_type", type.equals("lora") ? "LORA" : type.toUpperCase(Locale.ROOT));
+        o.put("base_model_name_or_path", baseModel);
+        o.put("description", adapters.describe());
+        o.put("r", config.integer("adapter.rank"));
+        o.put("lora_alpha", config.number("adapter.alpha"));
+        o.put("lora_dropout", config.number("adapter.dropout"));
+        ArrayNode targets = o.putArray("target_modules");
+        config.strings("adapter.targets").forEach(targets::add);
+        return o;
+    }
+
     /** runs/<name>, or runs/train-<timestamp> when the name is empty. */
     public static Path runDirectory(RunConfig config) {
         String name = config.string("run.name");
@@ -224,7 +245,7 @@ public final class TrainJob {
         return Path.of(config.string("run.dir")).resolve(name);
     }
 
-    private static String fmt(double d) {
+    static String fmt(double d) {
         return d == Math.rint(d) ? Long.toString((long) d) : Double.toString(d);
     }
 }

@@ -26,10 +26,13 @@ public final class LlamaBench {
     /** d_model 256, 4 layers, 8 heads (no grouping), FFN 688, vocabulary 4096. */
     public static final LlamaConfig CONFIG = new LlamaConfig(4096, 256, 688, 4, 8, 8, 1e-5, 10000, false, 2048, 1, List.of(2));
 
+    /** The default batch: sequences per step and tokens per sequence. */
+    public static final int BATCH = 8, SEQ = 128;
+
     private LlamaBench() {}
 
     public static void main(String[] args) throws IOException {
-        run(System.out, 8, 128, 3, 10);
+        run(System.out, BATCH, SEQ, 3, 10);
     }
 
     /**

@@ -1,0 +1,46 @@
+package dev.moelora.cluster.run;
+
+import dev.moelora.model.llama.LlamaCheckpoint;
+import dev.moelora.model.llama.LlamaConfig;
+import dev.moelora.model.llama.LlamaDecoder;
+import dev.moelora.model.tokenizer.BpeTokenizer;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+import org.nd4j.linalg.api.buffer.DataType;
+
+/**
+ * A LLaMA-family checkpoint directory as the command line and run configs name it: Hugging Face's
+ * {@code config.json}, safetensors weights and {@code tokenizer.json}. Loads in float32; never
+ * writes to the directory.
+ */
+public final class DecoderCheckpoint {
+    public static final String TOKENIZER = "tokenizer.json";
+
+    private DecoderCheckpoint() {}
+
+    /** Whether {@code path} is a directory holding a config.json: a decoder checkpoint rather than an encoder's .onnx file. */
+    public static boolean isCheckpoint(Path path) {
+        return Files.isDirectory(path) && Files.isRegularFile(path.resolve(LlamaCheckpoint.CONFIG));
+    }
+
+    public static LlamaDecoder decoder(Path dir) throws IOException {
+        return LlamaCheckpoint.load(dir, DataType.FLOAT);
+    }
+
+    /** The directory's tokenizer.json; its absence is an error naming the directory. */
+    public static BpeTokenizer tokenizer(Path dir) throws IOException {
+        Path file = dir.resolve(TOKENIZER);
+        if (!Files.isRegularFile(file)) {
+            throw new IOException(dir + ": no " + TOKENIZER + " (text in and out of a LLaMA checkpoint needs the Hugging Face tokenizer.json next to config.json)");
+        }
+        return BpeTokenizer.fromJson(file);
+    }
+
+    /** One line for a run header, e.g. "models/tiny (LLaMA, 2 layers, hidden 32, 4/2 heads, vocabulary 48)". */
+    public static String describe(Path dir, LlamaConfig c) {
+        return String.format(Locale.ROOT, "%s (LLaMA, %d layers, hidden %d, %d/%d heads, vocabulary %d, %d positions)",
+                dir, c.layers(), c.hidden(), c.heads(), c.kvHeads(), c.vocabSize(), c.maxPositions());
+    }
+}

@@ -1,0 +1,215 @@
+package dev.moelora.cluster.run;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.moelora.model.adapter.Adapters;
+import dev.moelora.model.data.AnswerKind;
+import dev.moelora.model.data.Instruction;
+import dev.moelora.model.data.InstructionDataset;
+import dev.moelora.model.data.InstructionDataset.MathTestSet;
+import dev.moelora.model.instruct.InstructionEncoder;
+import dev.moelora.model.instruct.InstructionTrainer;
+import dev.moelora.model.instruct.MathEvaluation;
+import dev.moelora.model.instruct.TokenizedInstruction;
+import dev.moelora.model.llama.LlamaDecoder;
+import dev.moelora.model.moelora.MoeLoraAdapters;
+import dev.moelora.model.optim.Parameter;
+import dev.moelora.model.tokenizer.BpeTokenizer;
+import dev.moelora.model.train.AdapterStore;
+import dev.moelora.model.train.Evaluation;
+import dev.moelora.model.train.TrainConfig;
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * One instruction-tuning run of a LLaMA-family decoder, end to end: checkpoint and tokenizer,
+ * instruction records tokenized with the LLM-Adapters template, the adapter on the decoder's
+ * projections, training with progress and per-step JSONL metrics, periodic and final saves, then
+ * math accuracy on the test sets by greedy generation. Everything it writes goes under the run
+ * directory: config.conf, metrics.jsonl (routing.jsonl for MoELoRA), adapter/, predictions.jsonl,
+ * eval.md and eval.json.
+ */
+public final class InstructionJob {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private InstructionJob() {}
+
+    public static TrainJob.Result run(RunConfig config, PrintStream out, boolean terminal) throws IOException {
+        long t0 = System.nanoTime();
+        if (!config.string("data.source").equals("instructions")) {
+            throw new IllegalArgumentException("model.name = llama trains on instructions: set data.source = instructions (it is '"
+                    + config.string("data.source") + "')");
+        }
+        String modelPath = config.string("model.path");
+        if (modelPath.isEmpty() || !DecoderCheckpoint.isCheckpoint(Path.of(modelPath))) {
+            throw new IllegalArgumentException("model.path: '" + modelPath + "' is not a LLaMA checkpoint directory (config.json, safetensors, tokenizer.json)");
+        }
+        Path modelDir = Path.of(modelPath);
+        BpeTokenizer tokenizer = DecoderCheckpoint.tokenizer(modelDir);
+        LlamaDecoder decoder = DecoderCheckpoint.decoder(modelDir);
+        int maxLength = config.integer("data.instructions.max-length");
+        if (maxLength > decoder.config().maxPositions()) {
+            throw new IllegalArgumentException("data.instructions.max-length = " + maxLength + " exceeds the model's "
+                    + decoder.config().maxPositions() + " positions (" + modelDir + ")");
+        }
+        TrainConfig train = RunSetup.trainConfig(config);
+        Path trainFile = Path.of(config.string("data.instructions.file"));
+        List<Instruction> records = head(InstructionDataset.readTraining(trainFile), config.integer("data.instructions.max-train"));
+        InstructionEncoder.Encoded encoded = InstructionEncoder.encode(records, tokenizer, maxLength);
+        if (encoded.sequences().isEmpty()) {
+            throw new IllegalArgumentException(trainFile + ": every prompt fills data.instructions.max-length = " + maxLength + "; nothing to train on");
+        }
+        List<MathTestSet> testSets = testSets(config);
+        int maxNew = config.integer("data.instructions.max-new-tokens");
+
+        Path runDir = TrainJob.runDirectory(config);
+        Files.createDirectories(runDir);
+        Files.writeString(runDir.resolve("config.conf"), config.render());
+        Adapters adapters = AdapterFamily.apply(config, decoder, train.seed());
+        int padId = tokenizer.padId().orElse(tokenizer.unkId().orElse(0)); // LLM-Adapters pads with 0, LLaMA's <unk>
+        InstructionTrainer trainer = new InstructionTrainer(decoder, adapters, encoded.sequences(), train,
+                config.bool("data.instructions.group-by-length"), padId);
+        List<Parameter> params = trainer.parameters();
+
+        long tokens = encoded.sequences().stream().mapToLong(TokenizedInstruction::length).sum();
+        long targets = encoded.sequences().stream().mapToLong(TokenizedInstruction::targets).sum();
+        long emptyOutputs = records.stream().filter(r -> r.output().isBlank()).count();
+        out.printf(Locale.ROOT, "moelora train -> %s%n  base model : %s (frozen)%n", runDir, DecoderCheckpoint.describe(modelDir, decoder.config()));
+        out.printf(Locale.ROOT, "  adapter    : %s%n", adapters.describe());
+        out.printf(Locale.ROOT, "  trainable  : %,d parameters%n", adapters.trainableParameters());
+        out.printf(Locale.ROOT, "  data       : %s: %,d records -> %,d sequences, mean %.1f tokens (%.1f targets); %d cut to %d tokens, "
+                        + "%d left out (prompt alone too long), %d with an empty output (EOS only)%n", trainFile, records.size(),
+                encoded.sequences().size(), (double) tokens / encoded.sequences().size(), (double) targets / encoded.sequences().size(),
+                encoded.truncated(), maxLength, encoded.dropped(), emptyOutputs);
+        for (MathTestSet s : testSets) {
+            out.printf(Locale.ROOT, "  test set   : %-14s %-6s %,5d records%n", s.name(), s.kind().name().toLowerCase(Locale.ROOT), s.records().size());
+        }
+        out.printf(Locale.ROOT, "  training   : %d steps x %d sequences x %d accumulation, lr %s %s, warm-up %d, seed %d%s%n",
+                train.steps(), train.batchSize(), train.gradAccum(), TrainJob.fmt(train.lr()), train.decay().name().toLowerCase(Locale.ROOT),
+                train.warmupSteps(), train.seed(), config.bool("data.instructions.group-by-length") ? ", grouped by length" : "");
+
+        ObjectNode adapterJson = TrainJob.peftConfig(config, adapters, modelDir.toString());
+        adapterJson.put("task_type", "CAUSAL_LM");
+        Path adapterDir = runDir.resolve("adapter");
+        String resume = config.string("run.resume-from");
+        if (!resume.isEmpty()) {
+            AdapterStore.State state = AdapterStore.load(Path.of(resume), params, trainer.optimizer());
+            if (state != null) {
+                if (!state.configHash().equals(config.hash())) {
+                    out.println("  warning    : resuming from a run whose settings differ (config hash " + state.configHash() + " vs " + config.hash() + ")");
+                }
+                trainer.resume(state.step(), state.epoch(), state.position());
+                out.printf(Locale.ROOT, "  resumed    : %s at step %d%n", resume, state.step());
+            } else {
+                out.printf(Locale.ROOT, "  loaded     : adapter weights from %s (no optimizer state; starting at step 0)%n", resume);
+            }
+        }
+
+        List<Double> losses = new ArrayList<>();
+        long[] trainedTokens = {0};
+        double[] seconds = {0};
+        int saveEvery = config.integer("train.save-every");
+        Progress progress = new Progress(out, terminal, trainer.step());
+        try (BufferedWriter metrics = Files.newBufferedWriter(runDir.resolve("metrics.jsonl"), StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+             BufferedWriter routing = adapters instanceof MoeLoraAdapters
+                     ? Files.newBufferedWriter(runDir.resolve("routing.jsonl"), StandardOpenOption.CREATE, StandardOpenOption.APPEND) : null) {
+            while (trainer.step() < train.steps()) {
+                int until = saveEvery > 0 ? Math.min(train.steps(), (trainer.step() / saveEvery + 1) * saveEvery) : train.steps();
+                trainer.run(until, m -> {
+                    losses.add(m.loss());
+                    trainedTokens[0] += m.tokens();
+                    seconds[0] += m.seconds();
+                    try {
+                        metrics.write(JSON.writeValueAsString(TrainJob.metricsLine(m)));
+                        metrics.newLine();
+                        metrics.flush();
+                        if (routing != null) TrainJob.writeRouting(routing, m.step(), (MoeLoraAdapters) adapters);
+                    } catch (IOException e) {
+                        throw new java.io.UncheckedIOException(runDir.resolve("metrics.jsonl") + ": " + e.getMessage(), e);
+                    }
+                    progress.onStep(m);
+                });
+                AdapterStore.save(adapterDir, params, adapterJson, trainer.optimizer(),
+                        new AdapterStore.State(trainer.step(), trainer.order().epoch(), trainer.order().position(), config.hash()));
+            }
+        }
+
+        List<Evaluation.TaskScore> scores = new ArrayList<>();
+        ArrayNode evalJson = JSON.createArrayNode();
+        try (BufferedWriter predictions = Files.newBufferedWriter(runDir.resolve("predictions.jsonl"))) {
+            for (MathTestSet set : testSets) {
+                out.printf(Locale.ROOT, "evaluating %s (%d records, greedy, up to %d new tokens)...%n", set.name(), set.records().size(), maxNew);
+                MathEvaluation.Score s = MathEvaluation.run(decoder, adapters, tokenizer, set, maxNew, (task, done, total, correct) -> {
+                    if (done == total || (total >= 40 && done % (total / 4) == 0)) {
+                        out.printf(Locale.ROOT, "  %s %d/%d: accuracy %.3f%n", task, done, total, (double) correct / done);
+                    }
+                });
+                for (MathEvaluation.Prediction p : s.predictions()) {
+                    ObjectNode line = JSON.createObjectNode();
+                    line.put("task", set.name());
+                    line.put("index", p.index());
+                    line.put("completion", p.completion());
+                    line.put("prediction", p.prediction());
+                    line.put("gold", p.gold());
+                    line.put("correct", p.correct());
+                    if (p.promptTooLong()) line.put("prompt_too_long", true);
+                    predictions.write(JSON.writeValueAsString(line));
+                    predictions.newLine();
+                }
+                scores.add(new Evaluation.TaskScore(set.name(), s.examples(), s.correct(), s.kind() == AnswerKind.LETTER ? 0.2 : 0.0));
+                ObjectNode o = evalJson.addObject();
+                o.put("task", set.name());
+                o.put("answer", s.kind().name().toLowerCase(Locale.ROOT));
+                o.put("examples", s.examples());
+                o.put("correct", s.correct());
+                o.put("accuracy", s.accuracy());
+                o.put("prompt_too_long", s.promptTooLong());
+            }
+        }
+        String table = scores.isEmpty() ? "no test sets (data.instructions.eval-tasks and eval-files are empty)\n" : Evaluation.table(scores);
+        out.print(table);
+        Files.writeString(runDir.resolve("eval.md"), table);
+        Files.writeString(runDir.resolve("eval.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(evalJson));
+        double tps = seconds[0] > 0 ? trainedTokens[0] / seconds[0] : 0;
+        out.printf(Locale.ROOT, "adapter saved to %s; %,.0f training tokens/s; total %s%n", adapterDir, tps,
+                Progress.duration((System.nanoTime() - t0) / 1e9));
+        return new TrainJob.Result(runDir, adapters.describe(), scores, adapters.trainableParameters(), tps, seconds[0],
+                (System.nanoTime() - t0) / 1e9, losses);
+    }
+
+    /** eval-tasks under eval-root, then eval-files, each cut to max-eval-per-task. */
+    private static List<MathTestSet> testSets(RunConfig config) throws IOException {
+        int max = config.integer("data.instructions.max-eval-per-task");
+        List<MathTestSet> sets = new ArrayList<>();
+        List<String> tasks = config.strings("data.instructions.eval-tasks");
+        if (!tasks.isEmpty()) {
+            Path root = Path.of(config.string("data.instructions.eval-root"));
+            if (!Files.isDirectory(root)) {
+                throw new IllegalArgumentException("data.instructions.eval-root: " + root.toAbsolutePath() + " is not a directory (eval-tasks " + tasks + ")");
+            }
+            for (String task : tasks) sets.add(limit(InstructionDataset.readMathTest(root.resolve(task).resolve("test.json"), task), max));
+        }
+        for (String file : config.strings("data.instructions.eval-files")) {
+            Path f = Path.of(file);
+            String name = f.getParent() == null ? f.getFileName().toString() : f.getParent().getFileName() + "/" + f.getFileName();
+            sets.add(limit(InstructionDataset.readMathTest(f, name), max));
+        }
+        return sets;
+    }
+
+    private static MathTestSet limit(MathTestSet s, int max) {
+        return new MathTestSet(s.name(), s.kind(), head(s.records(), max));
+    }
+
+    private static <T> List<T> head(List<T> list, int max) {
+        return max > 0 && list.size() > max ? list.subList(0, max) : list;
+    }
+}
