@@ -105,7 +105,7 @@ public final class TrainJob {
         double[] seconds = {0};
         int saveEvery = config.integer("train.save-every");
         Progress progress = new Progress(out, terminal, trainer.step());
-        try (BufferedWriter metrics = Files.newBufferedWriter(runDir.resolve("metrics.jsonl"), StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+        try (MetricsLog metrics = new MetricsLog(runDir);
              BufferedWriter routing = adapters instanceof MoeLoraAdapters
                      ? Files.newBufferedWriter(runDir.resolve("routing.jsonl"), StandardOpenOption.CREATE, StandardOpenOption.APPEND) : null) {
             while (trainer.step() < train.steps()) {
@@ -114,23 +114,11 @@ public final class TrainJob {
                     losses.add(m.loss());
                     tokens[0] += m.tokens();
                     seconds[0] += m.seconds();
-                    ObjectNode line = JSON.createObjectNode();
-                    line.put("step", m.step());
-                    line.put("loss", m.loss());
-                    line.put("task_loss", m.taskLoss());
-                    line.put("aux_loss", m.auxLoss());
-                    line.put("lr", m.lr());
-                    line.put("grad_norm", m.gradNorm());
-                    line.put("tokens", m.tokens());
-                    line.put("seconds", m.seconds());
-                    line.put("tokens_per_s", m.tokens() / m.seconds());
+                    metrics.write(m);
                     try {
-                        metrics.write(JSON.writeValueAsString(line));
-                        metrics.newLine();
-                        metrics.flush();
                         if (routing != null) writeRouting(routing, m.step(), (MoeLoraAdapters) adapters);
                     } catch (IOException e) {
-                        throw new java.io.UncheckedIOException(runDir.resolve("metrics.jsonl") + ": " + e.getMessage(), e);
+                        throw new java.io.UncheckedIOException(runDir.resolve("routing.jsonl") + ": " + e.getMessage(), e);
                     }
                     progress.onStep(m);
                 });
