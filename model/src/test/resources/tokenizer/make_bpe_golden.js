@@ -10,7 +10,7 @@
 //   bpe-golden.jsonl                  ids and decoded text for both files and for variants of them
 //
 //   npm install --prefix /tmp/tokref tokenizers@0.23.2
-//   NODE_PATH=/tmp/tokref/node_modules node make_bpe_golden.js /work/shared/data/llm-adapters/dataset .
+//   cd model/src/test/resources/tokenizer && NODE_PATH=/tmp/tokref/node_modules node make_bpe_golden.js /work/shared/data/llm-adapters/dataset .
 //
 // Vocabularies: the library's BpeTrainer (default settings) learns merges from the first 400 boolq
 // train instructions, once with a Metaspace and once with a ByteLevel pre-tokenizer; the first 600
