@@ -10,7 +10,7 @@
 //   bpe-golden.jsonl                  ids and decoded text for both files and for variants of them
 //
 //   npm install --prefix /tmp/tokref tokenizers@0.23.2
-//   NODE_PATH=/tmp/tokref/node_modules node make_bpe_golden.js /work/shared/data/llm-adapters/dataset .
+//   cd model/src/test/resources/tokenizer && NODE_PATH=/tmp/tokref/node_modules node make_bpe_golden.js /work/shared/data/llm-adapters/dataset .
 //
 // Vocabularies: the library's BpeTrainer (default settings) learns merges from the first 400 boolq
 // train instructions, once with a Metaspace and once with a ByteLevel pre-tokenizer; the first 600
@@ -187,7 +187,7 @@ const edgeTexts = [
   'line one\nline two\n\nthree', 'tabs\tand\r\nCRLF', 'Hello world!', "don't stop: it's, we'll, I'd, they've, you're, I'm",
   "DON'T 'S 's 'll", '中文字符 and 日本語のかな', '한국어 텍스트', 'Привет, мир!', 'مرحبا بالعالم', 'emoji 😀🚀 mixed 👩‍👩‍👧',
   'naïve café résumé', 'e\u0301 o\u0308', 'nbsp\u00a0here\u2028ls\u3000ideo\u0085nel\u000bvt\u000cff', 'a\u0000b\u0007c\u200bd',
-  'a\ud800b', '1234567890 3.14159 1,000,000', '$5.00 — «quoted» ¿qué? 100%', '▁ literal meta ▁▁ and ▁x', '<0x41> is not a byte',
+  'mixed runs: a \u00a0b c\u00a0 d e \u3000 f g\t\u2003h i \u2028j k  \u0085l m\u00a0\u00a0n', 'x  \n  y \t\n z', 'a\ud800b', '1234567890 3.14159 1,000,000', '$5.00 — «quoted» ¿qué? 100%', '▁ literal meta ▁▁ and ▁x', '<0x41> is not a byte',
   'x'.repeat(300), 'ab '.repeat(60), '          indented ten', 'the the the the', '!!!???...,,,', 'snake_case and kebab-case',
   '<s>', '</s>', '<unk>', '<s>hello</s>', 'a <s> b', '<s><s>', ' <s>', '<s> ', '</s', '<s >', '<S>',
   '<|endoftext|>', 'a<|endoftext|>b', ' <|endoftext|> ', '<|endoftext|><|endoftext|>', '<|endoftext', 'x\n<|endoftext|>\ny',

@@ -181,7 +181,7 @@ public final class ExpertNode {
             ActorRef<ExpertActor.Command> ref = ctx.spawn(ExpertActor.create(setup, started), "expert-" + p.getExpert(),
                     DispatcherSelector.fromConfig("moelora.expert-dispatcher"));
             experts.put(p.getExpert(), ref);
-            ctx.getLog().info("{}: expert {} on {} device slot {}", name, p.getExpert(), DeviceSlots.kind(), p.getDevice());
+            ctx.getLog().debug("{}: expert {} on {} device slot {}", name, p.getExpert(), DeviceSlots.kind(), p.getDevice());
         }
         if (expected == 0) {
             kind = "";

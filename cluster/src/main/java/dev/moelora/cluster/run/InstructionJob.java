@@ -118,7 +118,7 @@ public final class InstructionJob {
         double[] seconds = {0};
         int saveEvery = config.integer("train.save-every");
         Progress progress = new Progress(out, terminal, trainer.step());
-        try (BufferedWriter metrics = Files.newBufferedWriter(runDir.resolve("metrics.jsonl"), StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+        try (MetricsLog metrics = new MetricsLog(runDir);
              BufferedWriter routing = adapters instanceof MoeLoraAdapters
                      ? Files.newBufferedWriter(runDir.resolve("routing.jsonl"), StandardOpenOption.CREATE, StandardOpenOption.APPEND) : null) {
             while (trainer.step() < train.steps()) {
@@ -127,13 +127,11 @@ public final class InstructionJob {
                     losses.add(m.loss());
                     trainedTokens[0] += m.tokens();
                     seconds[0] += m.seconds();
+                    metrics.write(m);
                     try {
-                        metrics.write(JSON.writeValueAsString(TrainJob.metricsLine(m)));
-                        metrics.newLine();
-                        metrics.flush();
                         if (routing != null) TrainJob.writeRouting(routing, m.step(), (MoeLoraAdapters) adapters);
                     } catch (IOException e) {
-                        throw new java.io.UncheckedIOException(runDir.resolve("metrics.jsonl") + ": " + e.getMessage(), e);
+                        throw new java.io.UncheckedIOException(runDir.resolve("routing.jsonl") + ": " + e.getMessage(), e);
                     }
                     progress.onStep(m);
                 });

@@ -115,7 +115,7 @@ public final class TrainJob {
         double[] seconds = {0};
         int saveEvery = config.integer("train.save-every");
         Progress progress = new Progress(out, terminal, trainer.step());
-        try (BufferedWriter metrics = Files.newBufferedWriter(runDir.resolve("metrics.jsonl"), StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+        try (MetricsLog metrics = new MetricsLog(runDir);
              BufferedWriter routing = adapters instanceof MoeLoraAdapters
                      ? Files.newBufferedWriter(runDir.resolve("routing.jsonl"), StandardOpenOption.CREATE, StandardOpenOption.APPEND) : null) {
             while (trainer.step() < train.steps()) {
@@ -124,13 +124,11 @@ public final class TrainJob {
                     losses.add(m.loss());
                     tokens[0] += m.tokens();
                     seconds[0] += m.seconds();
+                    metrics.write(m);
                     try {
-                        metrics.write(JSON.writeValueAsString(metricsLine(m)));
-                        metrics.newLine();
-                        metrics.flush();
                         if (routing != null) writeRouting(routing, m.step(), (MoeLoraAdapters) adapters);
                     } catch (IOException e) {
-                        throw new java.io.UncheckedIOException(runDir.resolve("metrics.jsonl") + ": " + e.getMessage(), e);
+                        throw new java.io.UncheckedIOException(runDir.resolve("routing.jsonl") + ": " + e.getMessage(), e);
                     }
                     progress.onStep(m);
                 });
@@ -158,21 +156,6 @@ public final class TrainJob {
                 Progress.duration((System.nanoTime() - t0) / 1e9));
         return new Result(runDir, adapters.describe(), scores, adapterParams + headParams, tps, seconds[0],
                 (System.nanoTime() - t0) / 1e9, losses);
-    }
-
-    /** One line of metrics.jsonl. */
-    static ObjectNode metricsLine(Trainer.StepMetrics m) {
-        ObjectNode line = JSON.createObjectNode();
-        line.put("step", m.step());
-        line.put("loss", m.loss());
-        line.put("task_loss", m.taskLoss());
-        line.put("aux_loss", m.auxLoss());
-        line.put("lr", m.lr());
-        line.put("grad_norm", m.gradNorm());
-        line.put("tokens", m.tokens());
-        line.put("seconds", m.seconds());
-        line.put("tokens_per_s", m.tokens() / m.seconds());
-        return line;
     }
 
     private static void save(Path dir, List<Parameter> params, ObjectNode adapterJson, Trainer trainer, RunConfig config) throws IOException {

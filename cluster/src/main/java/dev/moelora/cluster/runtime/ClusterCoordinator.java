@@ -11,7 +11,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
 import org.apache.pekko.actor.Address;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorRefResolver;
@@ -95,12 +94,7 @@ public final class ClusterCoordinator {
         });
         ActorSystem<Event> system = ActorSystem.create(root, "moelora", ClusterNode.clusterSettings(config, config.integer("cluster.port")));
         try {
-            return result.get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted", e);
-        } catch (ExecutionException e) {
-            throw new IllegalStateException(e.getCause().getMessage(), e.getCause());
+            return ExpertParallelJob.outcome(result);
         } finally {
             ClusterNode.stop(system, 30);
         }

@@ -2,9 +2,9 @@ package dev.moelora.cluster.runtime;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
+import dev.moelora.cluster.run.MetricsLog;
 import dev.moelora.cluster.run.Progress;
 import dev.moelora.cluster.run.RunConfig;
 import dev.moelora.cluster.run.RunSetup;
@@ -17,7 +17,6 @@ import dev.moelora.model.train.TrainConfig;
 import dev.moelora.model.train.Trainer;
 import dev.moelora.proto.frame.ChannelSettings;
 import dev.moelora.proto.frame.DataPlane;
-import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -27,7 +26,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
@@ -68,7 +66,7 @@ public final class ExpertParallelJob {
         double[] seconds = {0};
         long[] tokens = {0};
         ExpertParallelRun.Outcome outcome;
-        try (BufferedWriter metrics = Files.newBufferedWriter(runDir.resolve("metrics.jsonl"))) {
+        try (MetricsLog metrics = new MetricsLog(runDir)) {
             ExpertParallelRun.Listener listener = new ExpertParallelRun.Listener() {
                 @Override public void onStart(List<String> placement) {
                     for (String line : placement) out.println("  placement  : " + line);
@@ -78,22 +76,7 @@ public final class ExpertParallelJob {
                     losses.add(m.loss());
                     seconds[0] += m.seconds();
                     tokens[0] += m.tokens();
-                    ObjectNode line = JSON.createObjectNode();
-                    line.put("step", m.step());
-                    line.put("loss", m.loss());
-                    line.put("task_loss", m.taskLoss());
-                    line.put("aux_loss", m.auxLoss());
-                    line.put("lr", m.lr());
-                    line.put("grad_norm", m.gradNorm());
-                    line.put("tokens", m.tokens());
-                    line.put("seconds", m.seconds());
-                    try {
-                        metrics.write(JSON.writeValueAsString(line));
-                        metrics.newLine();
-                        metrics.flush();
-                    } catch (IOException e) {
-                        throw new java.io.UncheckedIOException(e);
-                    }
+                    metrics.write(m);
                     progress.onStep(m);
                 }
             };
@@ -115,6 +98,18 @@ public final class ExpertParallelJob {
         out.printf(Locale.ROOT, "%,.0f training tokens/s; total %s%n", tps, Progress.duration((System.nanoTime() - t0) / 1e9));
         return new TrainJob.Result(runDir, "MoELoRA (expert-parallel, " + mode + ")", scores, 0, tps, seconds[0],
                 (System.nanoTime() - t0) / 1e9, losses);
+    }
+
+    /** The run's outcome, or its failure as an exception with the run's own message. */
+    static ExpertParallelRun.Outcome outcome(CompletableFuture<ExpertParallelRun.Outcome> result) {
+        try {
+            return result.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted", e);
+        } catch (ExecutionException e) {
+            throw new IllegalStateException(e.getCause().getMessage(), e.getCause());
+        }
     }
 
     static List<Evaluation.TaskScore> scores(String json) throws IOException {
@@ -151,19 +146,9 @@ public final class ExpertParallelJob {
             });
             ActorSystem<Void> system = ActorSystem.create(root, "moelora", actorSettings());
             try {
-                return result.get();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException("interrupted", e);
-            } catch (ExecutionException e) {
-                throw new IllegalStateException(e.getCause().getMessage(), e.getCause());
+                return outcome(result);
             } finally {
-                system.terminate();
-                try {
-                    system.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
-                } catch (Exception e) {
-                    org.slf4j.LoggerFactory.getLogger(ExpertParallelJob.class).warn("the actor system did not stop within 30 s: {}", e.toString());
-                }
+                ClusterNode.stop(system, 30);
                 Nodes.closeAll(planes);
             }
         }

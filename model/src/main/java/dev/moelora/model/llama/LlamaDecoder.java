@@ -4,8 +4,8 @@ import dev.moelora.model.nn.AdaptableModel;
 import dev.moelora.model.nn.FrozenLinear;
 import dev.moelora.model.nn.Init;
 import dev.moelora.model.nn.Linear;
+import dev.moelora.model.nn.LinearBlocks;
 import dev.moelora.model.nn.Slab;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -116,25 +116,12 @@ public final class LlamaDecoder implements AdaptableModel {
 
     @Override
     public List<Linear> linears() {
-        List<Linear> out = new ArrayList<>();
-        for (Linear[] block : linears) out.addAll(Arrays.asList(block));
-        return out;
+        return LinearBlocks.list(linears);
     }
 
     @Override
     public void replace(Linear layer) {
-        for (Linear[] block : linears) {
-            for (int m = 0; m < block.length; m++) {
-                if (block[m].name().equals(layer.name())) {
-                    if (block[m].dIn() != layer.dIn() || block[m].dOut() != layer.dOut()) {
-                        throw new IllegalArgumentException(layer.name() + ": replacement has other dimensions");
-                    }
-                    block[m] = layer;
-                    return;
-                }
-            }
-        }
-        throw new IllegalArgumentException("no module named '" + layer.name() + "'");
+        LinearBlocks.replace(linears, layer);
     }
 
     /** Sizes the training buffers for batches up to maxBatch x maxTokens; the step loop then allocates nothing. */

@@ -150,6 +150,11 @@ final class BpeModel {
         return vocab;
     }
 
+    /** The id of {@code unk_token}, or -1 when the model has none. */
+    int unkId() {
+        return unkId;
+    }
+
     static String byteToken(int b) {
         return String.format("<0x%02X>", b);
     }

@@ -23,8 +23,9 @@ import java.util.stream.IntStream;
  * there is no normalizer); normalizers {@code Prepend}, {@code Replace} with a string pattern, and a
  * {@code Sequence} of them; pre-tokenizers {@code ByteLevel} and {@code Metaspace}; the {@code BPE}
  * model with {@code byte_fallback}, {@code unk_token}, {@code fuse_unk} and {@code ignore_merges};
- * post-processors {@code TemplateProcessing} (single sequence) and {@code ByteLevel}; the decoders
- * {@link BpeDecoder} lists. Training and generation must use the ids the pretrained weights saw, so
+ * post-processors {@code TemplateProcessing} (single sequence) and {@code ByteLevel}; decoders
+ * {@code ByteLevel}, {@code Metaspace}, {@code Replace}, {@code ByteFallback}, {@code Fuse},
+ * {@code Strip} and a {@code Sequence} of them. Training and generation must use the ids the pretrained weights saw, so
  * it must never approximate: a file that asks for any other component, or an option it does not
  * implement, is rejected with an {@link IllegalArgumentException} naming the file, the field and the
  * value, never tokenized differently. The file's {@code truncation} is not applied, and
@@ -105,8 +106,7 @@ public final class BpeTokenizer {
         this.bosId = templatePrefix.length == 1 ? OptionalInt.of(templatePrefix[0]) : conventionalSpecial(CONVENTIONAL_BOS);
         this.eosId = templateSuffix.length == 1 ? OptionalInt.of(templateSuffix[0]) : conventionalSpecial(CONVENTIONAL_EOS);
         this.padId = readPadId(json);
-        String unkToken = json.optionalText(root.get("model"), "unk_token", "model.unk_token");
-        this.unkId = unkToken == null ? OptionalInt.empty() : OptionalInt.of(idByToken.get(unkToken));
+        this.unkId = model.unkId() < 0 ? OptionalInt.empty() : OptionalInt.of(model.unkId());
     }
 
     /** The ids of {@code text} with the special tokens the post-processor adds (LLaMA's leading {@code <s>}), as tokenizers' encode does by default. */

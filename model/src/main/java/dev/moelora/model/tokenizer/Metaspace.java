@@ -27,11 +27,10 @@ record Metaspace(int replacement, PrependScheme scheme, boolean split) {
     static Metaspace read(TokenizerJson json, JsonNode node, String path) {
         int replacement = json.character(node, "replacement", path + ".replacement");
         String schemeName = json.optionalText(node, "prepend_scheme", path + ".prepend_scheme");
-        JsonNode addPrefixSpace = node.get("add_prefix_space");
-        boolean legacyPrefix = json.optionalBool(node, "add_prefix_space", path + ".add_prefix_space", true);
+        boolean addPrefixSpace = json.optionalBool(node, "add_prefix_space", path + ".add_prefix_space", true);
         PrependScheme scheme;
         if (schemeName == null) {
-            scheme = legacyPrefix ? PrependScheme.ALWAYS : PrependScheme.NEVER;
+            scheme = addPrefixSpace ? PrependScheme.ALWAYS : PrependScheme.NEVER;
         } else {
             scheme = switch (schemeName) {
                 case "always" -> PrependScheme.ALWAYS;
@@ -39,7 +38,7 @@ record Metaspace(int replacement, PrependScheme scheme, boolean split) {
                 case "never" -> PrependScheme.NEVER;
                 default -> throw json.fail(path + ".prepend_scheme", "is \"" + schemeName + "\"", "\"always\", \"first\" or \"never\"");
             };
-            if (addPrefixSpace != null && !addPrefixSpace.isNull() && !legacyPrefix && scheme != PrependScheme.NEVER) {
+            if (!addPrefixSpace && scheme != PrependScheme.NEVER) {
                 throw json.fail(path + ".add_prefix_space", "is false while prepend_scheme is \"" + schemeName + "\"",
                         "add_prefix_space false only with prepend_scheme \"never\"");
             }

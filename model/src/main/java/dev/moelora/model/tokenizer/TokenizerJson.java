@@ -137,6 +137,14 @@ final class TokenizerJson {
         return node.intValue();
     }
 
+    int positiveInt(JsonNode parent, String name, String path) {
+        JsonNode node = parent.get(name);
+        if (node == null || !node.isInt() || node.intValue() < 1) {
+            throw fail(path, problem(node), "a positive integer");
+        }
+        return node.intValue();
+    }
+
     /** The {@code type} of a component, checked against the types this reader implements. */
     String type(JsonNode component, String path, List<String> supported) {
         String type = text(component, "type", path + ".type");

@@ -1,13 +1,10 @@
 package dev.moelora.model.tokenizer;
 
-import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.text.Normalizer;
 import java.util.ArrayList;
@@ -60,24 +57,11 @@ public final class WordPieceTokenizer {
     private final int sepId;
 
     public static WordPieceTokenizer fromJson(Path file) {
-        try (InputStream in = Files.newInputStream(file)) {
-            return fromStream(in, file.toString());
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read tokenizer file " + file, e);
-        }
+        return new WordPieceTokenizer(TokenizerJson.read(file));
     }
 
     public static WordPieceTokenizer fromStream(InputStream in, String sourceName) {
-        JsonNode root;
-        try {
-            root = new ObjectMapper().readTree(in);
-        } catch (JacksonException e) {
-            throw new IllegalArgumentException(
-                    sourceName + ": not valid JSON (" + e.getOriginalMessage() + "); expected a Hugging Face tokenizer.json", e);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read tokenizer " + sourceName, e);
-        }
-        return new WordPieceTokenizer(root, sourceName);
+        return new WordPieceTokenizer(TokenizerJson.read(in, sourceName));
     }
 
     /** The tokenizer of the embedded default base model, all-MiniLM-L6-v2 (BERT uncased vocabulary). */
@@ -94,58 +78,56 @@ public final class WordPieceTokenizer {
         }
     }
 
-    private WordPieceTokenizer(JsonNode root, String source) {
-        this.source = source;
-        if (root == null || !root.isObject()) {
-            throw fail("(root)", "is not a JSON object", "a Hugging Face tokenizer.json object");
-        }
+    private WordPieceTokenizer(TokenizerJson json) {
+        this.source = json.source;
+        JsonNode root = json.root;
 
-        JsonNode model = object(root, "model", "model", "the WordPiece model");
-        requireType(model, "model", "WordPiece");
-        JsonNode vocabNode = object(model, "vocab", "model.vocab", "an object mapping each token to its id");
+        JsonNode model = json.object(root, "model", "model", "the WordPiece model");
+        json.type(model, "model", List.of("WordPiece"));
+        JsonNode vocabNode = json.object(model, "vocab", "model.vocab", "an object mapping each token to its id");
         this.vocab = new HashMap<>(vocabNode.size() * 2);
         this.tokenById = new String[vocabNode.size()];
         for (Map.Entry<String, JsonNode> entry : vocabNode.properties()) {
             JsonNode idNode = entry.getValue();
             // A dense 0..n-1 id space lets token(id) be an array lookup and makes vocabSize() the embedding rows.
             if (!idNode.isInt() || idNode.intValue() < 0 || idNode.intValue() >= tokenById.length || tokenById[idNode.intValue()] != null) {
-                throw fail("model.vocab." + entry.getKey(), "is " + idNode,
+                throw json.fail("model.vocab." + entry.getKey(), "is " + idNode,
                         "ids 0.." + (tokenById.length - 1) + ", each used once");
             }
             tokenById[idNode.intValue()] = entry.getKey();
             vocab.put(entry.getKey(), idNode.intValue());
         }
-        String unkToken = text(model, "unk_token", "model.unk_token");
-        this.continuingSubwordPrefix = text(model, "continuing_subword_prefix", "model.continuing_subword_prefix");
-        this.maxInputCharsPerWord = positiveInt(model, "max_input_chars_per_word", "model.max_input_chars_per_word");
-        this.unkId = vocabId(unkToken, "model.unk_token");
-        this.padId = vocabId("[PAD]", "model.vocab");
-        this.clsId = vocabId("[CLS]", "model.vocab");
-        this.sepId = vocabId("[SEP]", "model.vocab");
+        String unkToken = json.text(model, "unk_token", "model.unk_token");
+        this.continuingSubwordPrefix = json.text(model, "continuing_subword_prefix", "model.continuing_subword_prefix");
+        this.maxInputCharsPerWord = json.positiveInt(model, "max_input_chars_per_word", "model.max_input_chars_per_word");
+        this.unkId = vocabId(json, unkToken, "model.unk_token");
+        this.padId = vocabId(json, "[PAD]", "model.vocab");
+        this.clsId = vocabId(json, "[CLS]", "model.vocab");
+        this.sepId = vocabId(json, "[SEP]", "model.vocab");
 
-        JsonNode normalizer = object(root, "normalizer", "normalizer", "a BertNormalizer");
-        requireType(normalizer, "normalizer", "BertNormalizer");
-        this.cleanText = bool(normalizer, "clean_text", "normalizer.clean_text");
-        this.handleChineseChars = bool(normalizer, "handle_chinese_chars", "normalizer.handle_chinese_chars");
-        this.lowercase = bool(normalizer, "lowercase", "normalizer.lowercase");
+        JsonNode normalizer = json.object(root, "normalizer", "normalizer", "a BertNormalizer");
+        json.type(normalizer, "normalizer", List.of("BertNormalizer"));
+        this.cleanText = json.bool(normalizer, "clean_text", "normalizer.clean_text");
+        this.handleChineseChars = json.bool(normalizer, "handle_chinese_chars", "normalizer.handle_chinese_chars");
+        this.lowercase = json.bool(normalizer, "lowercase", "normalizer.lowercase");
         JsonNode strip = normalizer.get("strip_accents");
         if (strip == null || strip.isNull()) {
             // tokenizers' BertNormalizer: an unset strip_accents follows lowercase (uncased models strip).
             this.stripAccents = lowercase;
         } else {
-            this.stripAccents = bool(normalizer, "strip_accents", "normalizer.strip_accents");
+            this.stripAccents = json.bool(normalizer, "strip_accents", "normalizer.strip_accents");
         }
 
-        JsonNode preTokenizer = object(root, "pre_tokenizer", "pre_tokenizer", "a BertPreTokenizer");
-        requireType(preTokenizer, "pre_tokenizer", "BertPreTokenizer");
+        JsonNode preTokenizer = json.object(root, "pre_tokenizer", "pre_tokenizer", "a BertPreTokenizer");
+        json.type(preTokenizer, "pre_tokenizer", List.of("BertPreTokenizer"));
 
-        this.addedTokens = readAddedTokens(root);
+        this.addedTokens = readAddedTokens(json);
 
-        JsonNode post = object(root, "post_processor", "post_processor", "a TemplateProcessing post-processor");
-        requireType(post, "post_processor", "TemplateProcessing");
-        JsonNode specials = object(post, "special_tokens", "post_processor.special_tokens", "an object of special tokens");
-        this.singleTemplate = readTemplate(post, "single", specials, List.of("A"));
-        this.pairTemplate = readTemplate(post, "pair", specials, List.of("A", "B"));
+        JsonNode post = json.object(root, "post_processor", "post_processor", "a TemplateProcessing post-processor");
+        json.type(post, "post_processor", List.of("TemplateProcessing"));
+        JsonNode specials = json.object(post, "special_tokens", "post_processor.special_tokens", "an object of special tokens");
+        this.singleTemplate = readTemplate(json, post, "single", specials, List.of("A"));
+        this.pairTemplate = readTemplate(json, post, "pair", specials, List.of("A", "B"));
     }
 
     /** Word pieces of {@code text} as strings, without special tokens or truncation. */
@@ -467,26 +449,23 @@ public final class WordPieceTokenizer {
     /** @param index 0 for sequence "A", 1 for "B" */
     private record SequencePiece(int index, int typeId) implements TemplatePiece {}
 
-    private List<String> readAddedTokens(JsonNode root) {
-        JsonNode array = root.get("added_tokens");
-        if (array == null || !array.isArray()) {
-            throw fail("added_tokens", array == null ? "is missing" : "is " + abbreviate(array), "an array of added tokens");
-        }
+    private List<String> readAddedTokens(TokenizerJson json) {
+        JsonNode array = json.array(json.root, "added_tokens", "added_tokens", "an array of added tokens");
         List<String> tokens = new ArrayList<>();
         for (int i = 0; i < array.size(); i++) {
             String path = "added_tokens[" + i + "]";
             JsonNode token = array.get(i);
-            String content = text(token, "content", path + ".content");
-            int id = nonNegativeInt(token, "id", path + ".id");
+            String content = json.text(token, "content", path + ".content");
+            int id = json.nonNegativeInt(token, "id", path + ".id");
             Integer vocabId = vocab.get(content);
             if (vocabId == null || vocabId != id) {
-                throw fail(path + ".id", "is " + id + " for \"" + content + "\"",
+                throw json.fail(path + ".id", "is " + id + " for \"" + content + "\"",
                         "the id model.vocab gives it (" + (vocabId == null ? "absent" : vocabId) + ")");
             }
             // These flags change where an added token matches; only the all-false case is implemented.
             for (String flag : List.of("single_word", "lstrip", "rstrip", "normalized")) {
-                if (bool(token, flag, path + "." + flag)) {
-                    throw fail(path + "." + flag, "is true", "false (matching " + flag + " added tokens is not implemented)");
+                if (json.bool(token, flag, path + "." + flag)) {
+                    throw json.fail(path + "." + flag, "is true", "false (matching " + flag + " added tokens is not implemented)");
                 }
             }
             tokens.add(content);
@@ -495,12 +474,9 @@ public final class WordPieceTokenizer {
         return List.copyOf(tokens);
     }
 
-    private List<TemplatePiece> readTemplate(JsonNode post, String name, JsonNode specials, List<String> sequenceNames) {
+    private List<TemplatePiece> readTemplate(TokenizerJson json, JsonNode post, String name, JsonNode specials, List<String> sequenceNames) {
         String path = "post_processor." + name;
-        JsonNode array = post.get(name);
-        if (array == null || !array.isArray()) {
-            throw fail(path, array == null ? "is missing" : "is " + abbreviate(array), "an array of SpecialToken and Sequence pieces");
-        }
+        JsonNode array = json.array(post, name, path, "an array of SpecialToken and Sequence pieces");
         List<TemplatePiece> pieces = new ArrayList<>();
         int[] seen = new int[sequenceNames.size()];
         for (int i = 0; i < array.size(); i++) {
@@ -508,44 +484,44 @@ public final class WordPieceTokenizer {
             JsonNode piece = array.get(i);
             if (piece.has("SpecialToken")) {
                 JsonNode special = piece.get("SpecialToken");
-                String tokenName = text(special, "id", piecePath + ".SpecialToken.id");
-                pieces.add(new SpecialPiece(specialIds(specials, tokenName),
-                        nonNegativeInt(special, "type_id", piecePath + ".SpecialToken.type_id")));
+                String tokenName = json.text(special, "id", piecePath + ".SpecialToken.id");
+                pieces.add(new SpecialPiece(specialIds(json, specials, tokenName),
+                        json.nonNegativeInt(special, "type_id", piecePath + ".SpecialToken.type_id")));
             } else if (piece.has("Sequence")) {
                 JsonNode sequence = piece.get("Sequence");
-                String sequenceName = text(sequence, "id", piecePath + ".Sequence.id");
+                String sequenceName = json.text(sequence, "id", piecePath + ".Sequence.id");
                 int index = sequenceNames.indexOf(sequenceName);
                 if (index < 0) {
-                    throw fail(piecePath + ".Sequence.id", "is \"" + sequenceName + "\"", "one of " + sequenceNames);
+                    throw json.fail(piecePath + ".Sequence.id", "is \"" + sequenceName + "\"", "one of " + sequenceNames);
                 }
                 seen[index]++;
-                pieces.add(new SequencePiece(index, nonNegativeInt(sequence, "type_id", piecePath + ".Sequence.type_id")));
+                pieces.add(new SequencePiece(index, json.nonNegativeInt(sequence, "type_id", piecePath + ".Sequence.type_id")));
             } else {
-                throw fail(piecePath, "is " + abbreviate(piece), "{\"SpecialToken\": ...} or {\"Sequence\": ...}");
+                throw json.fail(piecePath, "is " + TokenizerJson.abbreviate(piece), "{\"SpecialToken\": ...} or {\"Sequence\": ...}");
             }
         }
         for (int k = 0; k < seen.length; k++) {
             if (seen[k] != 1) {
-                throw fail(path, "uses sequence \"" + sequenceNames.get(k) + "\" " + seen[k] + " times", "exactly once");
+                throw json.fail(path, "uses sequence \"" + sequenceNames.get(k) + "\" " + seen[k] + " times", "exactly once");
             }
         }
         return List.copyOf(pieces);
     }
 
-    private int[] specialIds(JsonNode specials, String tokenName) {
+    private int[] specialIds(TokenizerJson json, JsonNode specials, String tokenName) {
         String path = "post_processor.special_tokens." + tokenName;
-        JsonNode special = object(specials, tokenName, path, "the ids and tokens of special token " + tokenName);
+        JsonNode special = json.object(specials, tokenName, path, "the ids and tokens of special token " + tokenName);
         JsonNode ids = special.get("ids");
         JsonNode tokens = special.get("tokens");
         if (ids == null || !ids.isArray() || tokens == null || !tokens.isArray() || ids.size() != tokens.size()) {
-            throw fail(path, "is " + abbreviate(special), "equally long \"ids\" and \"tokens\" arrays");
+            throw json.fail(path, "is " + TokenizerJson.abbreviate(special), "equally long \"ids\" and \"tokens\" arrays");
         }
         int[] result = new int[ids.size()];
         for (int k = 0; k < result.length; k++) {
             String token = tokens.get(k).asText();
             Integer vocabId = vocab.get(token);
             if (!ids.get(k).isInt() || vocabId == null || vocabId != ids.get(k).intValue()) {
-                throw fail(path + ".ids[" + k + "]", "is " + ids.get(k) + " for \"" + token + "\"",
+                throw json.fail(path + ".ids[" + k + "]", "is " + ids.get(k) + " for \"" + token + "\"",
                         "the id model.vocab gives it (" + (vocabId == null ? "absent" : vocabId) + ")");
             }
             result[k] = vocabId;
@@ -553,67 +529,11 @@ public final class WordPieceTokenizer {
         return result;
     }
 
-    private int vocabId(String token, String path) {
+    private int vocabId(TokenizerJson json, String token, String path) {
         Integer id = vocab.get(token);
         if (id == null) {
-            throw fail(path, "has no token \"" + token + "\"", "a vocabulary containing [PAD], [CLS], [SEP] and the unk_token");
+            throw json.fail(path, "has no token \"" + token + "\"", "a vocabulary containing [PAD], [CLS], [SEP] and the unk_token");
         }
         return id;
-    }
-
-    private void requireType(JsonNode node, String path, String expected) {
-        String type = text(node, "type", path + ".type");
-        if (!type.equals(expected)) {
-            throw fail(path + ".type", "is \"" + type + "\"", "\"" + expected + "\" (the only " + path + " implemented)");
-        }
-    }
-
-    private JsonNode object(JsonNode parent, String name, String path, String expected) {
-        JsonNode node = parent.get(name);
-        if (node == null || !node.isObject()) {
-            throw fail(path, node == null ? "is missing" : "is " + abbreviate(node), expected);
-        }
-        return node;
-    }
-
-    private String text(JsonNode parent, String name, String path) {
-        JsonNode node = parent.get(name);
-        if (node == null || !node.isTextual()) {
-            throw fail(path, node == null ? "is missing" : "is " + abbreviate(node), "a string");
-        }
-        return node.textValue();
-    }
-
-    private boolean bool(JsonNode parent, String name, String path) {
-        JsonNode node = parent.get(name);
-        if (node == null || !node.isBoolean()) {
-            throw fail(path, node == null ? "is missing" : "is " + abbreviate(node), "true or false");
-        }
-        return node.booleanValue();
-    }
-
-    private int nonNegativeInt(JsonNode parent, String name, String path) {
-        JsonNode node = parent.get(name);
-        if (node == null || !node.isInt() || node.intValue() < 0) {
-            throw fail(path, node == null ? "is missing" : "is " + abbreviate(node), "a non-negative integer");
-        }
-        return node.intValue();
-    }
-
-    private int positiveInt(JsonNode parent, String name, String path) {
-        JsonNode node = parent.get(name);
-        if (node == null || !node.isInt() || node.intValue() < 1) {
-            throw fail(path, node == null ? "is missing" : "is " + abbreviate(node), "a positive integer");
-        }
-        return node.intValue();
-    }
-
-    private static String abbreviate(JsonNode node) {
-        String text = node.toString();
-        return text.length() <= 80 ? text : text.substring(0, 77) + "...";
-    }
-
-    private IllegalArgumentException fail(String path, String problem, String expected) {
-        return new IllegalArgumentException(source + ": field '" + path + "' " + problem + "; expected " + expected);
     }
 }

@@ -202,6 +202,38 @@ class BpeTokenizerTest {
         }
     }
 
+    /** Expected tokens as tokenizers 0.23.2 (Node binding) gives them for this file with ignore_merges false and true. */
+    @Test
+    void ignoreMergesTakesAWholeWordTheVocabularyHoldsInsteadOfMergingIt() throws IOException {
+        ObjectNode tree = (ObjectNode) JSON.readTree("""
+                {"added_tokens": [], "normalizer": null, "post_processor": null, "decoder": null,
+                 "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "add_prefix_space": true},
+                 "model": {"type": "BPE", "dropout": null, "unk_token": null, "fuse_unk": false, "byte_fallback": false,
+                           "ignore_merges": false, "merges": ["b c", "a b", "ab c"],
+                           "vocab": {"▁": 0, "a": 1, "b": 2, "c": 3, "bc": 4, "ab": 5, "abc": 6, "▁abc": 7}}}
+                """);
+        BpeTokenizer merging = fromTree(tree, "merging");
+        ((ObjectNode) tree.get("model")).put("ignore_merges", true);
+        BpeTokenizer ignoring = fromTree(tree, "ignoring merges");
+
+        assertEquals(List.of("▁", "a", "bc", "▁", "a", "bc"), tokens(merging, merging.encode("abc abc")));
+        assertEquals(List.of("▁abc", "▁abc"), tokens(ignoring, ignoring.encode("abc abc")));
+        assertEquals("▁ a bc ▁ a bc", merging.decode(merging.encode("abc abc")));
+    }
+
+    @Test
+    void olderMetaspaceWithAddPrefixSpaceMeansPrependAlways() {
+        Variant always = variants.get("sentencepiece-metaspace-always-split-eos");
+        ObjectNode legacy = always.tokenizerJson().deepCopy();
+        legacy.putObject("pre_tokenizer").put("type", "Metaspace").put("replacement", "▁").put("add_prefix_space", true);
+        BpeTokenizer expected = always.tokenizer();
+        BpeTokenizer older = fromTree(legacy, "add_prefix_space");
+
+        for (String text : goldenTexts()) {
+            assertArrayEquals(expected.encode(text), older.encode(text), text);
+        }
+    }
+
     @Test
     void byteLevelAlphabetIsGpt2s() {
         // GPT-2's vocab.json spells space as U+0120 'Ġ', newline as U+010A 'Ċ', byte 0 as U+0100 'Ā', the soft hyphen 0xAD as U+0143 'Ń'.
