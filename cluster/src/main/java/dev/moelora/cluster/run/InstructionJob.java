@@ -1,5 +1,7 @@
 package dev.moelora.cluster.run;
 
+import dev.moelora.model.train.Trainer;
+import dev.moelora.model.optim.AdamW;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -13,10 +15,8 @@ import dev.moelora.model.instruct.InstructionTrainer;
 import dev.moelora.model.instruct.MathEvaluation;
 import dev.moelora.model.instruct.TokenizedInstruction;
 import dev.moelora.model.llama.LlamaDecoder;
-import dev.moelora.model.moelora.MoeLoraAdapters;
 import dev.moelora.model.optim.Parameter;
 import dev.moelora.model.tokenizer.BpeTokenizer;
-import dev.moelora.model.train.AdapterStore;
 import dev.moelora.model.train.Evaluation;
 import dev.moelora.model.train.TrainConfig;
 import java.io.BufferedWriter;
@@ -24,7 +24,6 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -77,7 +76,6 @@ public final class InstructionJob {
         int padId = tokenizer.padId().orElse(tokenizer.unkId().orElse(0)); // LLM-Adapters pads with 0, LLaMA's <unk>
         InstructionTrainer trainer = new InstructionTrainer(decoder, adapters, encoded.sequences(), train,
                 config.bool("data.instructions.group-by-length"), padId);
-        List<Parameter> params = trainer.parameters();
 
         long tokens = encoded.sequences().stream().mapToLong(TokenizedInstruction::length).sum();
         long targets = encoded.sequences().stream().mapToLong(TokenizedInstruction::targets).sum();
@@ -99,46 +97,17 @@ public final class InstructionJob {
         ObjectNode adapterJson = TrainJob.peftConfig(config, adapters, modelDir.toString());
         adapterJson.put("task_type", "CAUSAL_LM");
         Path adapterDir = runDir.resolve("adapter");
-        String resume = config.string("run.resume-from");
-        if (!resume.isEmpty()) {
-            AdapterStore.State state = AdapterStore.load(Path.of(resume), params, trainer.optimizer());
-            if (state != null) {
-                if (!state.configHash().equals(config.hash())) {
-                    out.println("  warning    : resuming from a run whose settings differ (config hash " + state.configHash() + " vs " + config.hash() + ")");
-                }
-                trainer.resume(state.step(), state.epoch(), state.position());
-                out.printf(Locale.ROOT, "  resumed    : %s at step %d%n", resume, state.step());
-            } else {
-                out.printf(Locale.ROOT, "  loaded     : adapter weights from %s (no optimizer state; starting at step 0)%n", resume);
-            }
-        }
-
-        List<Double> losses = new ArrayList<>();
-        long[] trainedTokens = {0};
-        double[] seconds = {0};
-        int saveEvery = config.integer("train.save-every");
-        Progress progress = new Progress(out, terminal, trainer.step());
-        try (MetricsLog metrics = new MetricsLog(runDir);
-             BufferedWriter routing = adapters instanceof MoeLoraAdapters
-                     ? Files.newBufferedWriter(runDir.resolve("routing.jsonl"), StandardOpenOption.CREATE, StandardOpenOption.APPEND) : null) {
-            while (trainer.step() < train.steps()) {
-                int until = saveEvery > 0 ? Math.min(train.steps(), (trainer.step() / saveEvery + 1) * saveEvery) : train.steps();
-                trainer.run(until, m -> {
-                    losses.add(m.loss());
-                    trainedTokens[0] += m.tokens();
-                    seconds[0] += m.seconds();
-                    metrics.write(m);
-                    try {
-                        if (routing != null) TrainJob.writeRouting(routing, m.step(), (MoeLoraAdapters) adapters);
-                    } catch (IOException e) {
-                        throw new java.io.UncheckedIOException(runDir.resolve("routing.jsonl") + ": " + e.getMessage(), e);
-                    }
-                    progress.onStep(m);
-                });
-                AdapterStore.save(adapterDir, params, adapterJson, trainer.optimizer(),
-                        new AdapterStore.State(trainer.step(), trainer.order().epoch(), trainer.order().position(), config.hash()));
-            }
-        }
+        TrainingLoop.Steps steps = new TrainingLoop.Steps() {
+            @Override public int step() { return trainer.step(); }
+            @Override public void run(int until, Trainer.Listener listener) { trainer.run(until, listener); }
+            @Override public AdamW optimizer() { return trainer.optimizer(); }
+            @Override public List<Parameter> parameters() { return trainer.parameters(); }
+            @Override public int epoch() { return trainer.order().epoch(); }
+            @Override public int position() { return trainer.order().position(); }
+            @Override public void resume(int step, int epoch, int position) { trainer.resume(step, epoch, position); }
+        };
+        TrainingLoop.resume(config, steps, out);
+        TrainingLoop.Totals totals = TrainingLoop.run(config, runDir, steps, adapters, adapterJson, adapterDir, out, terminal);
 
         List<Evaluation.TaskScore> scores = new ArrayList<>();
         ArrayNode evalJson = JSON.createArrayNode();
@@ -176,11 +145,11 @@ public final class InstructionJob {
         out.print(table);
         Files.writeString(runDir.resolve("eval.md"), table);
         Files.writeString(runDir.resolve("eval.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(evalJson));
-        double tps = seconds[0] > 0 ? trainedTokens[0] / seconds[0] : 0;
+        double tps = totals.tokensPerSecond();
         out.printf(Locale.ROOT, "adapter saved to %s; %,.0f training tokens/s; total %s%n", adapterDir, tps,
                 Progress.duration((System.nanoTime() - t0) / 1e9));
-        return new TrainJob.Result(runDir, adapters.describe(), scores, adapters.trainableParameters(), tps, seconds[0],
-                (System.nanoTime() - t0) / 1e9, losses);
+        return new TrainJob.Result(runDir, adapters.describe(), scores, adapters.trainableParameters(), tps, totals.seconds(),
+                (System.nanoTime() - t0) / 1e9, totals.losses());
     }
 
     /** eval-tasks under eval-root, then eval-files, each cut to max-eval-per-task. */

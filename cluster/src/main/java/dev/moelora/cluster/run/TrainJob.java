@@ -1,5 +1,6 @@
 package dev.moelora.cluster.run;
 
+import dev.moelora.model.optim.AdamW;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -12,7 +13,6 @@ import dev.moelora.model.moelora.RoutingStats;
 import dev.moelora.model.optim.Parameter;
 import dev.moelora.model.task.TaskHeads;
 import dev.moelora.model.task.TaskModel;
-import dev.moelora.model.train.AdapterStore;
 import dev.moelora.model.train.Evaluation;
 import dev.moelora.model.train.TrainConfig;
 import dev.moelora.model.train.Trainer;
@@ -21,10 +21,8 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 
@@ -92,49 +90,22 @@ public final class TrainJob {
                 train.warmupSteps(), train.seed());
 
         Trainer trainer = new Trainer(model, tasks, train);
-        List<Parameter> params = trainer.parameters();
-        ObjectNode adapterJson = adapterConfig(config, adapters, base, tasks);
+        TrainingLoop.Steps steps = new TrainingLoop.Steps() {
+            @Override public int step() { return trainer.step(); }
+            @Override public void run(int until, Trainer.Listener listener) { trainer.run(until, listener); }
+            @Override public AdamW optimizer() { return trainer.optimizer(); }
+            @Override public List<Parameter> parameters() { return trainer.parameters(); }
+            @Override public int epoch() { return trainer.sampler().epoch(); }
+            @Override public int position() { return trainer.sampler().position(); }
+            @Override public void resume(int step, int epoch, int position) {
+                trainer.resume(step);
+                trainer.sampler().seek(epoch, position);
+            }
+        };
         Path adapterDir = runDir.resolve("adapter");
-        String resume = config.string("run.resume-from");
-        if (!resume.isEmpty()) {
-            AdapterStore.State state = AdapterStore.load(Path.of(resume), params, trainer.optimizer());
-            if (state != null) {
-                if (!state.configHash().equals(config.hash())) {
-                    out.println("  warning    : resuming from a run whose settings differ (config hash " + state.configHash() + " vs " + config.hash() + ")");
-                }
-                trainer.resume(state.step());
-                trainer.sampler().seek(state.epoch(), state.position());
-                out.printf(Locale.ROOT, "  resumed    : %s at step %d%n", resume, state.step());
-            } else {
-                out.printf(Locale.ROOT, "  loaded     : adapter weights from %s (no optimizer state; starting at step 0)%n", resume);
-            }
-        }
-
-        List<Double> losses = new ArrayList<>();
-        long[] tokens = {0};
-        double[] seconds = {0};
-        int saveEvery = config.integer("train.save-every");
-        Progress progress = new Progress(out, terminal, trainer.step());
-        try (MetricsLog metrics = new MetricsLog(runDir);
-             BufferedWriter routing = adapters instanceof MoeLoraAdapters
-                     ? Files.newBufferedWriter(runDir.resolve("routing.jsonl"), StandardOpenOption.CREATE, StandardOpenOption.APPEND) : null) {
-            while (trainer.step() < train.steps()) {
-                int until = saveEvery > 0 ? Math.min(train.steps(), (trainer.step() / saveEvery + 1) * saveEvery) : train.steps();
-                trainer.run(until, m -> {
-                    losses.add(m.loss());
-                    tokens[0] += m.tokens();
-                    seconds[0] += m.seconds();
-                    metrics.write(m);
-                    try {
-                        if (routing != null) writeRouting(routing, m.step(), (MoeLoraAdapters) adapters);
-                    } catch (IOException e) {
-                        throw new java.io.UncheckedIOException(runDir.resolve("routing.jsonl") + ": " + e.getMessage(), e);
-                    }
-                    progress.onStep(m);
-                });
-                save(adapterDir, params, adapterJson, trainer, config);
-            }
-        }
+        TrainingLoop.resume(config, steps, out);
+        TrainingLoop.Totals totals = TrainingLoop.run(config, runDir, steps, adapters, adapterConfig(config, adapters, base, tasks),
+                adapterDir, out, terminal);
 
         out.println("evaluating on the test splits...");
         List<Evaluation.TaskScore> scores = Evaluation.run(model, tasks, train.evalBatchSize());
@@ -151,16 +122,11 @@ public final class TrainJob {
             o.put("chance", s.chance());
         }
         Files.writeString(runDir.resolve("eval.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(evalJson));
-        double tps = seconds[0] > 0 ? tokens[0] / seconds[0] : 0;
+        double tps = totals.tokensPerSecond();
         out.printf(Locale.ROOT, "adapter saved to %s; %,.0f training tokens/s; total %s%n", adapterDir, tps,
                 Progress.duration((System.nanoTime() - t0) / 1e9));
-        return new Result(runDir, adapters.describe(), scores, adapterParams + headParams, tps, seconds[0],
-                (System.nanoTime() - t0) / 1e9, losses);
-    }
-
-    private static void save(Path dir, List<Parameter> params, ObjectNode adapterJson, Trainer trainer, RunConfig config) throws IOException {
-        AdapterStore.save(dir, params, adapterJson, trainer.optimizer(),
-                new AdapterStore.State(trainer.step(), trainer.sampler().epoch(), trainer.sampler().position(), config.hash()));
+        return new Result(runDir, adapters.describe(), scores, adapterParams + headParams, tps, totals.seconds(),
+                (System.nanoTime() - t0) / 1e9, totals.losses());
     }
 
     /**

@@ -5,9 +5,8 @@ import dev.moelora.model.llama.LlamaDecoder;
 import dev.moelora.model.llama.NextTokenLoss;
 import dev.moelora.model.nn.Slab;
 import dev.moelora.model.optim.AdamW;
-import dev.moelora.model.optim.LrSchedule;
 import dev.moelora.model.optim.Parameter;
-import dev.moelora.model.train.MicroBatchGradients;
+import dev.moelora.model.train.OptimizerStep;
 import dev.moelora.model.train.TrainConfig;
 import dev.moelora.model.train.Trainer;
 import java.util.ArrayList;
@@ -31,11 +30,8 @@ public final class InstructionTrainer {
     private final List<TokenizedInstruction> examples;
     private final TrainConfig config;
     private final int padId;
-    private final List<Parameter> params;
-    private final AdamW optimizer;
+    private final OptimizerStep optimizerStep;
     private final InstructionOrder order;
-    private final LrSchedule schedule;
-    private final MicroBatchGradients accumulation; // null without gradient accumulation
     private Slab rowScale;                           // (B*T, 1) NextTokenLoss scratch, grown only for longer evaluation batches
     private int step;
 
@@ -51,12 +47,9 @@ public final class InstructionTrainer {
         this.examples = List.copyOf(examples);
         this.config = config;
         this.padId = padId;
-        this.params = adapters.parameters();
-        this.optimizer = AdamW.withDefaults(params, config.weightDecay());
+        this.optimizerStep = new OptimizerStep(adapters, adapters.parameters(), config);
         int[] lengths = this.examples.stream().mapToInt(TokenizedInstruction::length).toArray();
         this.order = new InstructionOrder(lengths, config.seed(), groupByLength, config.batchSize());
-        this.schedule = config.schedule();
-        this.accumulation = config.gradAccum() > 1 ? new MicroBatchGradients(params, config.gradAccum()) : null;
         int maxT = 0;
         for (int l : lengths) maxT = Math.max(maxT, l);
         int maxB = Math.max(config.batchSize(), config.evalBatchSize());
@@ -64,8 +57,8 @@ public final class InstructionTrainer {
         this.rowScale = new Slab("rowScale", decoder.dataType(), (long) maxB * maxT);
     }
 
-    public AdamW optimizer() { return optimizer; }
-    public List<Parameter> parameters() { return params; }
+    public AdamW optimizer() { return optimizerStep.optimizer(); }
+    public List<Parameter> parameters() { return optimizerStep.parameters(); }
     public InstructionOrder order() { return order; }
     public int step() { return step; }
 
@@ -80,29 +73,10 @@ public final class InstructionTrainer {
     public void run(int until, Trainer.Listener listener) {
         adapters.setTraining(true);
         for (; step < Math.min(until, config.steps()); step++) {
-            long start = System.nanoTime();
-            for (Parameter p : params) p.zeroGrad();
-            double loss = 0, aux = 0;
-            int tokens = 0;
-            adapters.setAuxiliaryLossScale(1.0 / config.gradAccum());
-            for (int m = 0; m < config.gradAccum(); m++) {
-                adapters.reseed(Trainer.microBatchSeed(config.seed(), step, m));
+            listener.onStep(optimizerStep.run(step, m -> {
                 InstructionBatch batch = InstructionBatch.of(pick(order.next(config.batchSize())), padId);
-                double task = forwardLoss(batch, true);
-                double microAux = adapters.takeAuxiliaryLoss();
-                loss += (task + microAux) / config.gradAccum();
-                aux += microAux / config.gradAccum();
-                tokens += batch.tokens();
-                if (accumulation != null) accumulation.capture(m);
-            }
-            if (accumulation != null) accumulation.reduce(config.gradAccum());
-            if (!Double.isFinite(loss)) {
-                throw new IllegalStateException("loss became " + loss + " at step " + step + "; lower train.lr or enable train.clip-norm");
-            }
-            double norm = AdamW.clipGlobalNorm(params, config.clipNorm());
-            double lr = schedule.at(step);
-            optimizer.step(lr);
-            listener.onStep(new Trainer.StepMetrics(step + 1, config.steps(), loss, aux, lr, norm, tokens, (System.nanoTime() - start) / 1e9));
+                return new OptimizerStep.Outcome(forwardLoss(batch, true), batch.tokens());
+            }));
         }
         adapters.setTraining(false);
         adapters.setRowMask(null); // generation runs other row counts

@@ -3,7 +3,6 @@ package dev.moelora.model.train;
 import dev.moelora.model.adapter.Adapters;
 import dev.moelora.model.data.Task;
 import dev.moelora.model.optim.AdamW;
-import dev.moelora.model.optim.LrSchedule;
 import dev.moelora.model.optim.Parameter;
 import dev.moelora.model.task.TaskModel;
 import java.util.List;
@@ -29,12 +28,9 @@ public final class Trainer {
 
     private final TaskModel model;
     private final Adapters adapters;
-    private final List<Parameter> params;
     private final TrainConfig config;
-    private final AdamW optimizer;
     private final ExampleSampler sampler;
-    private final LrSchedule schedule;
-    private final MicroBatchGradients accumulation; // null without gradient accumulation
+    private final OptimizerStep optimizerStep;
     private int step;
 
     /** Trains the model's adapters and heads. */
@@ -43,16 +39,13 @@ public final class Trainer {
         this.adapters = model.adapters();
         List<Parameter> all = new java.util.ArrayList<>(adapters.parameters());
         all.addAll(model.heads().parameters());
-        this.params = List.copyOf(all);
         this.config = config;
-        this.optimizer = AdamW.withDefaults(this.params, config.weightDecay());
+        this.optimizerStep = new OptimizerStep(adapters, all, config);
         this.sampler = new ExampleSampler(tasks, config.seed());
-        this.schedule = config.schedule();
-        this.accumulation = config.gradAccum() > 1 ? new MicroBatchGradients(this.params, config.gradAccum()) : null;
     }
 
-    public AdamW optimizer() { return optimizer; }
-    public List<Parameter> parameters() { return params; }
+    public AdamW optimizer() { return optimizerStep.optimizer(); }
+    public List<Parameter> parameters() { return optimizerStep.parameters(); }
     public ExampleSampler sampler() { return sampler; }
     public int step() { return step; }
 
@@ -66,28 +59,10 @@ public final class Trainer {
     public void run(int until, Listener listener) {
         setTraining(true);
         for (; step < Math.min(until, config.steps()); step++) {
-            long start = System.nanoTime();
-            for (Parameter p : params) p.zeroGrad();
-            double loss = 0, aux = 0;
-            int tokens = 0;
-            adapters.setAuxiliaryLossScale(1.0 / config.gradAccum());
-            for (int m = 0; m < config.gradAccum(); m++) {
-                adapters.reseed(microBatchSeed(config.seed(), step, m));
+            listener.onStep(optimizerStep.run(step, m -> {
                 TaskModel.Outcome o = model.trainStep(sampler.next(config.batchSize()), 1.0 / config.gradAccum());
-                double microAux = adapters.takeAuxiliaryLoss();
-                loss += (o.loss() + microAux) / config.gradAccum();
-                aux += microAux / config.gradAccum();
-                tokens += o.tokens();
-                if (accumulation != null) accumulation.capture(m);
-            }
-            if (accumulation != null) accumulation.reduce(config.gradAccum());
-            if (!Double.isFinite(loss)) {
-                throw new IllegalStateException("loss became " + loss + " at step " + step + "; lower train.lr or enable train.clip-norm");
-            }
-            double norm = AdamW.clipGlobalNorm(params, config.clipNorm());
-            double lr = schedule.at(step);
-            optimizer.step(lr);
-            listener.onStep(new StepMetrics(step + 1, config.steps(), loss, aux, lr, norm, tokens, (System.nanoTime() - start) / 1e9));
+                return new OptimizerStep.Outcome(o.loss(), o.tokens());
+            }));
         }
         setTraining(false);
     }

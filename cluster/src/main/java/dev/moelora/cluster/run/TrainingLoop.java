@@ -1,0 +1,103 @@
+package dev.moelora.cluster.run;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.moelora.model.adapter.Adapters;
+import dev.moelora.model.moelora.MoeLoraAdapters;
+import dev.moelora.model.optim.AdamW;
+import dev.moelora.model.optim.Parameter;
+import dev.moelora.model.train.AdapterStore;
+import dev.moelora.model.train.Trainer;
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * The part of a single-process job around its trainer, the same for encoder tasks and decoder
+ * instructions: resuming from run.resume-from, running to the end with a save every
+ * train.save-every steps, and per step metrics.jsonl, routing.jsonl (MoELoRA), the progress line
+ * and the totals. It never decides what a step computes.
+ */
+final class TrainingLoop {
+    /** What the loop needs from a job's trainer. */
+    interface Steps {
+        int step();
+
+        void run(int until, Trainer.Listener listener);
+
+        AdamW optimizer();
+
+        List<Parameter> parameters();
+
+        /** The data cursor, saved with the adapter. */
+        int epoch();
+
+        int position();
+
+        /** Continues at {@code step} with the data cursor a saved run left. */
+        void resume(int step, int epoch, int position);
+    }
+
+    /** Every step's loss, and the training tokens and seconds summed over the steps. */
+    record Totals(List<Double> losses, long tokens, double seconds) {
+        double tokensPerSecond() {
+            return seconds > 0 ? tokens / seconds : 0;
+        }
+    }
+
+    private TrainingLoop() {}
+
+    /** Loads run.resume-from when set: weights, and optimizer and cursor when the directory has them. */
+    static void resume(RunConfig config, Steps steps, PrintStream out) throws IOException {
+        String resume = config.string("run.resume-from");
+        if (resume.isEmpty()) return;
+        AdapterStore.State state = AdapterStore.load(Path.of(resume), steps.parameters(), steps.optimizer());
+        if (state == null) {
+            out.printf(Locale.ROOT, "  loaded     : adapter weights from %s (no optimizer state; starting at step 0)%n", resume);
+            return;
+        }
+        if (!state.configHash().equals(config.hash())) {
+            out.println("  warning    : resuming from a run whose settings differ (config hash " + state.configHash() + " vs " + config.hash() + ")");
+        }
+        steps.resume(state.step(), state.epoch(), state.position());
+        out.printf(Locale.ROOT, "  resumed    : %s at step %d%n", resume, state.step());
+    }
+
+    /** Trains to train.steps, saving the adapter to {@code adapterDir} every train.save-every steps and at the end. */
+    static Totals run(RunConfig config, Path runDir, Steps steps, Adapters adapters, ObjectNode adapterJson, Path adapterDir,
+                      PrintStream out, boolean terminal) throws IOException {
+        int total = config.integer("train.steps"), saveEvery = config.integer("train.save-every");
+        List<Double> losses = new ArrayList<>();
+        long[] tokens = {0};
+        double[] seconds = {0};
+        Progress progress = new Progress(out, terminal, steps.step());
+        try (MetricsLog metrics = new MetricsLog(runDir);
+             BufferedWriter routing = adapters instanceof MoeLoraAdapters
+                     ? Files.newBufferedWriter(runDir.resolve("routing.jsonl"), StandardOpenOption.CREATE, StandardOpenOption.APPEND) : null) {
+            while (steps.step() < total) {
+                int until = saveEvery > 0 ? Math.min(total, (steps.step() / saveEvery + 1) * saveEvery) : total;
+                steps.run(until, m -> {
+                    losses.add(m.loss());
+                    tokens[0] += m.tokens();
+                    seconds[0] += m.seconds();
+                    metrics.write(m);
+                    try {
+                        if (routing != null) TrainJob.writeRouting(routing, m.step(), (MoeLoraAdapters) adapters);
+                    } catch (IOException e) {
+                        throw new UncheckedIOException(runDir.resolve("routing.jsonl") + ": " + e.getMessage(), e);
+                    }
+                    progress.onStep(m);
+                });
+                AdapterStore.save(adapterDir, steps.parameters(), adapterJson, steps.optimizer(),
+                        new AdapterStore.State(steps.step(), steps.epoch(), steps.position(), config.hash()));
+            }
+        }
+        return new Totals(losses, tokens[0], seconds[0]);
+    }
+}
