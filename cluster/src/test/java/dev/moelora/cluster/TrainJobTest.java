@@ -7,8 +7,9 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.moelora.cluster.run.RunConfig;
-import dev.moelora.cluster.run.TrainJob;
+import dev.moelora.cluster.config.RunConfig;
+import dev.moelora.cluster.cli.Jobs;
+import dev.moelora.cluster.job.JobResult;
 import dev.moelora.model.data.SharedData;
 import dev.moelora.model.train.AdapterStore;
 import java.io.ByteArrayOutputStream;
@@ -36,7 +37,7 @@ class TrainJobTest {
                 "data.llm-adapters.max-test-per-task=16", "data.max-length=64", "train.steps=4", "train.batch-size=4",
                 "train.eval-batch-size=4", "train.warmup-steps=1", "train.save-every=2", "run.dir=" + dir, "run.name=arc"));
         ByteArrayOutputStream log = new ByteArrayOutputStream();
-        TrainJob.Result result = TrainJob.run(config, new PrintStream(log, true, StandardCharsets.UTF_8), false);
+        JobResult result = Jobs.run(config, new PrintStream(log, true, StandardCharsets.UTF_8), false);
         String printed = log.toString(StandardCharsets.UTF_8);
 
         assertTrue(printed.contains("| ARC-Easy | 16 |"), printed);
@@ -50,6 +51,29 @@ class TrainJobTest {
         }
         JsonNode state = new ObjectMapper().readTree(dir.resolve("arc/adapter/trainer_state.json").toFile());
         assertEquals(4, state.get("step").asInt());
+    }
+
+    @Test
+    void resumingWithSettingsThatChangeTheAdapterIsRefusedNamingEveryKeyThatDiffers() throws Exception {
+        List<String> tiny = List.of("data.generated.train-per-task=8", "data.generated.test-per-task=2", "data.max-length=16",
+                "train.batch-size=2", "train.eval-batch-size=4", "train.warmup-steps=0", "train.steps=2", "run.dir=" + dir);
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        List<String> first = new java.util.ArrayList<>(tiny);
+        first.add("run.name=first");
+        Jobs.run(RunConfig.load(null, first), quiet, false);
+        String saved = dir.resolve("first/adapter").toString();
+
+        List<String> other = new java.util.ArrayList<>(tiny);
+        other.addAll(List.of("run.name=other", "run.resume-from=" + saved, "adapter.rank=4", "train.lr=0.01"));
+        var e = assertThrows(IllegalArgumentException.class, () -> Jobs.run(RunConfig.load(null, other), quiet, false));
+        assertTrue(e.getMessage().contains("adapter.rank = 8 -> 4") && e.getMessage().contains("train.lr = 0.002 -> 0.01"), e.getMessage());
+        assertTrue(!Files.exists(dir.resolve("other/adapter")), "nothing was saved by the refused run");
+
+        // more steps, another run directory: the same adapter, continued
+        List<String> longer = new java.util.ArrayList<>(tiny);
+        longer.addAll(List.of("run.name=longer", "run.resume-from=" + saved, "train.steps=3"));
+        JobResult r = Jobs.run(RunConfig.load(null, longer), quiet, false);
+        assertEquals(1, r.losses().size(), "resumed at step 2 of 3");
     }
 
     @Test

@@ -56,7 +56,7 @@ public final class RouterActor {
     public record Request(RouterRequest request) implements Command {}
 
     /** What a router trains, built from the run's configuration by whoever knows its format. */
-    public record Workload(TaskModel model, MoeLoraAdapters adapters, List<Task> tasks, ExampleSampler sampler, TrainConfig train) {}
+    public record Workload(String baseModel, TaskModel model, MoeLoraAdapters adapters, List<Task> tasks, ExampleSampler sampler, TrainConfig train) {}
 
     @FunctionalInterface
     public interface WorkloadFactory {
@@ -154,7 +154,9 @@ public final class RouterActor {
         params = List.copyOf(all);
         optimizer = AdamW.withDefaults(params, work.train().weightDecay());
         gradients = new MicroBatchGradients(params, work.train().gradAccum());
-        RouterReady.Builder ready = RouterReady.newBuilder().setRouter(plane.router()).setTrainingExamples(work.sampler().size());
+        long heads = work.model().heads().parameters().stream().mapToLong(Parameter::size).sum();
+        RouterReady.Builder ready = RouterReady.newBuilder().setRouter(plane.router()).setTrainingExamples(work.sampler().size())
+                .setAdapterDescription(work.adapters().describe()).setBaseModel(work.baseModel()).setTrainableParameters(work.adapters().trainableParameters() + heads);
         for (MoeLora.ModuleShape s : work.adapters().shapes()) {
             ready.addModules(ModuleShape.newBuilder().setName(s.name()).setDIn(s.dIn()).setDOut(s.dOut()));
         }

@@ -24,7 +24,7 @@ public final class ExperimentCommand implements Callable<Integer> {
         Experiment.Plan plan = Experiment.load(config, overrides);
         System.out.printf("moelora experiment '%s': %d runs (%s) -> %s%n", plan.name(), plan.runs().size(),
                 String.join(", ", plan.runs().stream().map(r -> r.name()).toList()), plan.dir());
-        List<TrainerActor.Reply> outcomes = Experiment.run(plan.runs(), System.out);
+        List<TrainerActor.Reply> outcomes = Experiment.run(plan.runs(), Jobs::run, System.out);
         String table = Experiment.report(outcomes, plan.dir());
         System.out.println();
         System.out.print(table);

@@ -1,7 +1,7 @@
 package dev.moelora.cluster.cli;
 
-import dev.moelora.cluster.run.BaseModel;
-import dev.moelora.cluster.run.DecoderCheckpoint;
+import dev.moelora.cluster.setup.BaseModel;
+import dev.moelora.cluster.setup.DecoderCheckpoint;
 import dev.moelora.model.bert.TokenBatch;
 import dev.moelora.model.llama.DecoderBatch;
 import dev.moelora.model.llama.LlamaDecoder;

@@ -1,6 +1,6 @@
 package dev.moelora.cluster.cli;
 
-import dev.moelora.cluster.run.DecoderCheckpoint;
+import dev.moelora.cluster.setup.DecoderCheckpoint;
 import dev.moelora.model.instruct.PromptTemplate;
 import dev.moelora.model.llama.LlamaDecoder;
 import dev.moelora.model.llama.Sampler;

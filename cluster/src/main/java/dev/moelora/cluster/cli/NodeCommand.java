@@ -1,7 +1,8 @@
 package dev.moelora.cluster.cli;
 
-import dev.moelora.cluster.run.RunConfig;
-import dev.moelora.cluster.run.TrainJob;
+import dev.moelora.cluster.config.RunConfig;
+import dev.moelora.cluster.cli.Jobs;
+import dev.moelora.cluster.job.JobResult;
 import dev.moelora.cluster.runtime.ClusterNode;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -31,7 +32,7 @@ public final class NodeCommand implements Callable<Integer> {
         List<String> all = new ArrayList<>(overrides);
         if (role.equals("coordinator")) {
             all.add("runtime.mode=cluster");
-            TrainJob.run(RunConfig.load(config, all), System.out, System.console() != null);
+            Jobs.run(RunConfig.load(config, all), System.out, System.console() != null);
             return 0;
         }
         return ClusterNode.run(role, RunConfig.load(config, all), System.out);

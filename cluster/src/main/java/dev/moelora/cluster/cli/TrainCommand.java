@@ -1,7 +1,6 @@
 package dev.moelora.cluster.cli;
 
-import dev.moelora.cluster.run.RunConfig;
-import dev.moelora.cluster.run.TrainJob;
+import dev.moelora.cluster.config.RunConfig;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -21,7 +20,7 @@ public final class TrainCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        TrainJob.run(RunConfig.load(config, overrides), System.out, System.console() != null);
+        Jobs.run(RunConfig.load(config, overrides), System.out, System.console() != null);
         return 0;
     }
 }

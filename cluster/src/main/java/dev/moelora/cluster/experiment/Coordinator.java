@@ -1,6 +1,7 @@
 package dev.moelora.cluster.experiment;
 
-import dev.moelora.cluster.run.RunConfig;
+import dev.moelora.cluster.config.RunConfig;
+import dev.moelora.cluster.job.Job;
 import java.io.PrintStream;
 import java.util.ArrayList;
 import java.util.List;
@@ -23,7 +24,7 @@ public final class Coordinator {
     /** One run of an experiment: a name and its full configuration. */
     public record RunSpec(String name, RunConfig config) {}
 
-    public record RunExperiment(List<RunSpec> runs, PrintStream log, ActorRef<ExperimentFinished> replyTo) implements Command {}
+    public record RunExperiment(List<RunSpec> runs, Job job, PrintStream log, ActorRef<ExperimentFinished> replyTo) implements Command {}
 
     /** Every run's outcome, in the order given: a {@link TrainerActor.Trained} or a {@link TrainerActor.TrainingFailed}. */
     public record ExperimentFinished(List<TrainerActor.Reply> outcomes) {}
@@ -48,7 +49,7 @@ public final class Coordinator {
         ActorRef<TrainerActor.Command> trainer = ctx.spawn(TrainerActor.create(), "trainer-" + done.size(),
                 DispatcherSelector.fromConfig("moelora.trainer-dispatcher"));
         ctx.watch(trainer);
-        trainer.tell(new TrainerActor.Train(spec.name(), spec.config(), experiment.log(),
+        trainer.tell(new TrainerActor.Train(spec.name(), spec.config(), experiment.job(), experiment.log(),
                 ctx.messageAdapter(TrainerActor.Reply.class, FromTrainer::new)));
         boolean[] replied = {false};
         return Behaviors.receive(Command.class)

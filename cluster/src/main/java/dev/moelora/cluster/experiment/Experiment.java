@@ -8,8 +8,10 @@ import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigParseOptions;
 import com.typesafe.config.ConfigValueFactory;
-import dev.moelora.cluster.run.RunConfig;
-import dev.moelora.cluster.run.TrainJob;
+import dev.moelora.cluster.config.RunConfig;
+import dev.moelora.cluster.job.Job;
+import dev.moelora.cluster.job.JobResult;
+import dev.moelora.cluster.job.Progress;
 import dev.moelora.model.train.Evaluation;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -78,12 +80,12 @@ public final class Experiment {
     }
 
     /** Runs every run through a coordinator actor and returns the outcomes in order. */
-    public static List<TrainerActor.Reply> run(List<Coordinator.RunSpec> runs, PrintStream log) {
+    public static List<TrainerActor.Reply> run(List<Coordinator.RunSpec> runs, Job job, PrintStream log) {
         Config pekko = ConfigFactory.parseResources(Experiment.class.getClassLoader(), "moelora-actors.conf").withFallback(ConfigFactory.load());
         ActorSystem<Coordinator.Command> system = ActorSystem.create(Coordinator.create(), "moelora", pekko);
         try {
             CompletionStage<Coordinator.ExperimentFinished> done = AskPattern.ask(system,
-                    (org.apache.pekko.actor.typed.ActorRef<Coordinator.ExperimentFinished> reply) -> new Coordinator.RunExperiment(runs, log, reply),
+                    (org.apache.pekko.actor.typed.ActorRef<Coordinator.ExperimentFinished> reply) -> new Coordinator.RunExperiment(runs, job, log, reply),
                     Duration.ofDays(30), system.scheduler());
             return done.toCompletableFuture().join().outcomes();
         } finally {
@@ -105,7 +107,7 @@ public final class Experiment {
         for (TrainerActor.Reply r : outcomes) {
             ObjectNode o = json.addObject();
             if (r instanceof TrainerActor.Trained t) {
-                TrainJob.Result res = t.result();
+                JobResult res = t.result();
                 o.put("run", t.name());
                 o.put("adapter", res.adapter());
                 o.put("trainable_parameters", res.trainableParameters());
@@ -121,7 +123,7 @@ public final class Experiment {
                 o.put("tokens_per_s", res.tokensPerSecond());
                 o.put("wall_seconds", res.wallSeconds());
                 md.append(String.format(Locale.ROOT, " %.3f | %.0f | %s |%n", avg, res.tokensPerSecond(),
-                        dev.moelora.cluster.run.Progress.duration(res.wallSeconds())));
+                        Progress.duration(res.wallSeconds())));
             } else if (r instanceof TrainerActor.TrainingFailed f) {
                 o.put("run", f.name());
                 o.put("error", f.error());

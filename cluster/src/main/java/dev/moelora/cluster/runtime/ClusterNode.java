@@ -3,9 +3,11 @@ package dev.moelora.cluster.runtime;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigValueFactory;
-import dev.moelora.cluster.run.RunConfig;
+import dev.moelora.cluster.config.RunConfig;
 import dev.moelora.proto.control.DataEndpoint;
 import dev.moelora.proto.control.NodeAnnouncement;
+import dev.moelora.proto.control.RunEnded;
+import dev.moelora.proto.control.RunEndedSeen;
 import dev.moelora.proto.frame.ChannelSettings;
 import dev.moelora.proto.frame.DataPlane;
 import java.io.PrintStream;
@@ -24,7 +26,8 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  * A router or expert node of a Pekko Cluster (`moelora node --role router|expert`): joins the
  * cluster at the configured seed nodes, starts its data plane on UDP host:data-port, announces
  * itself to the coordinator it finds through the receptionist, then serves the coordinator's
- * requests until the coordinator leaves, and exits.
+ * requests until the coordinator says the run ended (the process exits 0 when it succeeded, 1
+ * when it failed) or leaves without saying so (exit 1).
  */
 public final class ClusterNode {
     /** Where nodes find the coordinator: it registers its announcement inbox under this key. */
@@ -47,7 +50,12 @@ public final class ClusterNode {
 
     private record Listing(Receptionist.Listing listing) implements Event {}
 
-    /** Runs a node until the coordinator it served leaves; returns the process exit code. */
+    private record Ended(RunEnded ended) implements Event {}
+
+    /**
+     * Runs a node until its run ends; returns the process exit code: 0 when the coordinator said
+     * the run succeeded, 1 when it said the run failed or left without saying.
+     */
     public static int run(String role, RunConfig config, PrintStream out) throws Exception {
         if (!role.equals("router") && !role.equals("expert")) {
             throw new IllegalArgumentException("--role must be router, expert or coordinator; got '" + role + "'");
@@ -58,6 +66,7 @@ public final class ClusterNode {
         String channel = channels.udp(host, dataPort);
         int stream = role.equals("router") ? 2000 : 1000;
         List<AutoCloseable> planes = new ArrayList<>();
+        int[] exitCode = {1};
         try (DataPlane media = Nodes.media(config)) {
             Behavior<Event> root = Behaviors.setup(ctx -> {
                 String name = role + "@" + host + ":" + dataPort;
@@ -73,8 +82,10 @@ public final class ClusterNode {
                     planes.add(started.dataPlane());
                     replyTo = resolver.toSerializationFormat(started.handle().ref());
                 }
+                ActorRef<RunEnded> control = ctx.messageAdapter(RunEnded.class, Ended::new);
                 NodeAnnouncement hello = NodeAnnouncement.newBuilder().setRole(role).setReplyTo(replyTo).setEndpoint(endpoint)
-                        .setDevices(config.integer("runtime.devices")).setName(name).build();
+                        .setDevices(config.integer("runtime.devices")).setName(name)
+                        .setControl(resolver.toSerializationFormat(control)).build();
                 ActorRef<Receptionist.Listing> listings = ctx.messageAdapter(Receptionist.Listing.class, Listing::new);
                 ctx.getSystem().receptionist().tell(Receptionist.subscribe(COORDINATOR, listings));
                 out.printf("%s: data plane %s stream %d; waiting for a coordinator (seed nodes %s)%n", name, channel, stream,
@@ -84,7 +95,7 @@ public final class ClusterNode {
                         .onMessage(Listing.class, l -> {
                             var coordinators = l.listing().getServiceInstances(COORDINATOR);
                             if (coordinators.isEmpty() && served[0]) {
-                                out.println(name + ": the coordinator left; stopping");
+                                out.println(name + ": the coordinator left before the run ended; stopping");
                                 return Behaviors.stopped();
                             }
                             for (ActorRef<NodeAnnouncement> c : coordinators) {
@@ -94,12 +105,19 @@ public final class ClusterNode {
                             }
                             return Behaviors.same();
                         })
+                        .onMessage(Ended.class, e -> {
+                            RunEnded ended = e.ended();
+                            ActorRef<RunEndedSeen> ack = resolver.resolveActorRef(ended.getReplyTo());
+                            ack.tell(RunEndedSeen.newBuilder().setNode(name).build());
+                            exitCode[0] = ended.getFailed() ? 1 : 0;
+                            out.println(name + (ended.getFailed() ? ": the run failed: " + ended.getMessage() : ": the run finished") + "; stopping");
+                            return Behaviors.stopped();
+                        })
                         .build();
             });
             ActorSystem<Event> system = ActorSystem.create(root, "moelora", clusterSettings(config, config.integer("cluster.port")));
             system.getWhenTerminated().toCompletableFuture().get();
-            Nodes.closeAll(planes);
-            return 0;
+            return exitCode[0];
         } finally {
             Nodes.closeAll(planes);
         }

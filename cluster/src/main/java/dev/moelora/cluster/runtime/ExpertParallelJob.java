@@ -1,15 +1,18 @@
 package dev.moelora.cluster.runtime;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
-import dev.moelora.cluster.run.MetricsLog;
-import dev.moelora.cluster.run.Progress;
-import dev.moelora.cluster.run.RunConfig;
-import dev.moelora.cluster.run.RunSetup;
-import dev.moelora.cluster.run.TaskData;
-import dev.moelora.cluster.run.TrainJob;
+import dev.moelora.cluster.job.MetricsLog;
+import dev.moelora.cluster.job.Progress;
+import dev.moelora.cluster.config.RunConfig;
+import dev.moelora.cluster.setup.RunSetup;
+import dev.moelora.cluster.setup.TaskData;
+import dev.moelora.cluster.job.AdapterJson;
+import dev.moelora.cluster.job.JobResult;
+import dev.moelora.model.train.AdapterStore;
+import java.nio.file.Files;
+import dev.moelora.cluster.job.RunDirectory;
 import dev.moelora.model.data.Task;
 import dev.moelora.model.train.Evaluation;
 import dev.moelora.model.train.ExampleSampler;
@@ -19,7 +22,6 @@ import dev.moelora.proto.frame.ChannelSettings;
 import dev.moelora.proto.frame.DataPlane;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -48,11 +50,9 @@ public final class ExpertParallelJob {
         return ConfigFactory.parseResources("moelora-actors.conf").withFallback(ConfigFactory.load()).resolve();
     }
 
-    public static TrainJob.Result run(RunConfig config, PrintStream out, boolean terminal) throws IOException {
+    public static JobResult run(RunConfig config, PrintStream out, boolean terminal) throws IOException {
         long t0 = System.nanoTime();
-        Path runDir = TrainJob.runDirectory(config).toAbsolutePath();
-        Files.createDirectories(runDir);
-        Files.writeString(runDir.resolve("config.conf"), config.render());
+        Path runDir = RunDirectory.create(config).toAbsolutePath();
         String mode = config.string("runtime.mode");
         TrainConfig train = RunSetup.trainConfig(config);
         List<Task> tasks = TaskData.load(config);
@@ -84,20 +84,25 @@ public final class ExpertParallelJob {
             outcome = switch (mode) {
                 case "local" -> local(config, sampler, save, listener);
                 case "cluster" -> ClusterCoordinator.run(config, sampler, save, listener, out);
-                default -> throw new IllegalArgumentException("runtime.mode must be single-process, local or cluster for the expert-parallel job; got '"
+                default -> throw new IllegalArgumentException("runtime.mode must be local or cluster for the expert-parallel job; got '"
                         + mode + "'");
             };
         }
-        List<Evaluation.TaskScore> scores = scores(outcome.evaluationJson());
+        List<Evaluation.TaskScore> scores = RunDirectory.scores(JSON.readTree(outcome.evaluationJson()));
         String table = Evaluation.table(scores);
         out.print(table);
-        Files.writeString(runDir.resolve("eval.md"), table);
-        Files.writeString(runDir.resolve("eval.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(JSON.readTree(outcome.evaluationJson())));
+        RunDirectory.writeEvaluation(runDir, table, RunDirectory.scoresJson(scores));
+        Path adapterConfig = runDir.resolve("adapter").resolve(AdapterStore.CONFIG);
+        Files.createDirectories(adapterConfig.getParent());
+        Files.writeString(adapterConfig, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(
+                AdapterJson.of(config, outcome.adapterDescription(), outcome.baseModel(), null, tasks)));
         for (String f : outcome.files()) out.println("  saved      : " + f);
+        out.println("  saved      : " + adapterConfig);
         double tps = seconds[0] > 0 ? tokens[0] / seconds[0] : 0;
         out.printf(Locale.ROOT, "%,.0f training tokens/s; total %s%n", tps, Progress.duration((System.nanoTime() - t0) / 1e9));
-        return new TrainJob.Result(runDir, "MoELoRA (expert-parallel, " + mode + ")", scores, 0, tps, seconds[0],
-                (System.nanoTime() - t0) / 1e9, losses);
+        String adapter = outcome.adapterDescription() + " (expert-parallel, runtime " + mode + ", "
+                + config.integer("runtime.expert-nodes") + " expert node(s))";
+        return new JobResult(runDir, adapter, scores, outcome.trainableParameters(), tps, seconds[0], (System.nanoTime() - t0) / 1e9, losses);
     }
 
     /** The run's outcome, or its failure as an exception with the run's own message. */
@@ -110,14 +115,6 @@ public final class ExpertParallelJob {
         } catch (ExecutionException e) {
             throw new IllegalStateException(e.getCause().getMessage(), e.getCause());
         }
-    }
-
-    static List<Evaluation.TaskScore> scores(String json) throws IOException {
-        List<Evaluation.TaskScore> out = new ArrayList<>();
-        for (JsonNode n : JSON.readTree(json)) {
-            out.add(new Evaluation.TaskScore(n.get("task").asText(), n.get("examples").asInt(), n.get("correct").asInt(), n.get("chance").asDouble()));
-        }
-        return out;
     }
 
     /** Routers and expert nodes as actors of this JVM, one embedded media driver, IPC channels. */

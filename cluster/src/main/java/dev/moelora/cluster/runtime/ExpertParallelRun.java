@@ -1,6 +1,7 @@
 package dev.moelora.cluster.runtime;
 
-import dev.moelora.cluster.run.RunConfig;
+import dev.moelora.cluster.config.RunConfig;
+import dev.moelora.cluster.setup.RunSetup;
 import dev.moelora.model.optim.AdamW;
 import dev.moelora.model.optim.LrSchedule;
 import dev.moelora.model.train.ExampleSampler;
@@ -65,8 +66,12 @@ public final class ExpertParallelRun {
         void onStep(Trainer.StepMetrics metrics);
     }
 
-    /** What a finished run leaves: router 0's evaluation (JSON) and the files every node saved. */
-    public record Outcome(List<Trainer.StepMetrics> steps, String evaluationJson, List<String> files, List<ExpertPlacement> placement) {}
+    /**
+     * What a finished run leaves: router 0's evaluation (JSON), the files every node saved, where
+     * the experts were, and the adapter as router 0 described it (description, trainable parameters).
+     */
+    public record Outcome(List<Trainer.StepMetrics> steps, String evaluationJson, List<String> files, List<ExpertPlacement> placement,
+                          String baseModel, String adapterDescription, long trainableParameters) {}
 
     private final ActorContext<Command> ctx;
     private final TimerScheduler<Command> timers;
@@ -109,7 +114,7 @@ public final class ExpertParallelRun {
         this.listener = listener;
         this.result = result;
         this.timeout = config.duration("runtime.timeout");
-        this.train = dev.moelora.cluster.run.RunSetup.trainConfig(config);
+        this.train = RunSetup.trainConfig(config);
         this.sampler = sampler;
         this.schedule = train.schedule();
         this.savePath = savePath;
@@ -250,7 +255,8 @@ public final class ExpertParallelRun {
             }
             case "save" -> {
                 for (CoordinatorEvent e : answers) files.addAll(e.getSaved().getFilesList());
-                result.complete(new Outcome(List.copyOf(steps), evaluation, List.copyOf(files), placement));
+                result.complete(new Outcome(List.copyOf(steps), evaluation, List.copyOf(files), placement, ready.getBaseModel(), ready.getAdapterDescription(),
+                        ready.getTrainableParameters()));
                 return Behaviors.stopped();
             }
             default -> throw new IllegalStateException("no phase " + awaiting);

@@ -3,7 +3,15 @@ package dev.moelora.cluster.runtime;
 import java.io.IOException;
 import java.net.DatagramSocket;
 import java.net.ServerSocket;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeoutException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -15,6 +23,7 @@ import java.util.concurrent.TimeUnit;
  */
 public final class NodeProcesses implements AutoCloseable {
     private final List<Process> processes = new ArrayList<>();
+    private final List<String> names = new ArrayList<>();
     private final Path logs;
 
     /** @param logs directory for one log file per node */
@@ -52,6 +61,7 @@ public final class NodeProcesses implements AutoCloseable {
         pb.environment().putIfAbsent("OMP_WAIT_POLICY", "PASSIVE");
         Process p = pb.start();
         processes.add(p);
+        names.add(name);
         return new Node(p, control, data);
     }
 
@@ -61,6 +71,62 @@ public final class NodeProcesses implements AutoCloseable {
 
     public List<Process> processes() {
         return List.copyOf(processes);
+    }
+
+    /**
+     * Runs {@code work} (usually the coordinator's job) while watching the nodes: when a node
+     * process fails (exits non-zero) before the work ends — other than those in {@code mayExit} — the work is
+     * interrupted and this fails naming the node, its exit code and the end of its log. Also fails
+     * when the work takes longer than {@code timeout}. The work's own exception is rethrown as it is.
+     */
+    public <T> T whileAlive(Duration timeout, Callable<T> work, Process... mayExit) throws Exception {
+        ExecutorService executor = Executors.newSingleThreadExecutor(r -> new Thread(r, "node-watched-work"));
+        try {
+            Future<T> result = executor.submit(work);
+            long deadline = System.nanoTime() + timeout.toNanos();
+            List<Process> allowed = List.of(mayExit);
+            while (true) {
+                try {
+                    return result.get(200, TimeUnit.MILLISECONDS);
+                } catch (ExecutionException e) {
+                    if (e.getCause() instanceof Exception cause) throw cause;
+                    throw e;
+                } catch (TimeoutException e) {
+                    for (int i = 0; i < processes.size(); i++) {
+                        Process p = processes.get(i);
+                        if (!p.isAlive() && p.exitValue() != 0 && !allowed.contains(p)) {
+                            result.cancel(true);
+                            throw new IllegalStateException("node " + names.get(i) + " exited with " + p.exitValue()
+                                    + " while the run was on; the end of its log:\n" + tail(names.get(i), 30));
+                        }
+                    }
+                    if (System.nanoTime() > deadline) {
+                        result.cancel(true);
+                        throw new IllegalStateException("the run did not end within " + timeout.toSeconds() + " s");
+                    }
+                }
+            }
+        } finally {
+            executor.shutdownNow();
+        }
+    }
+
+    /** The last {@code lines} lines of a node's log. */
+    public String tail(String name, int lines) {
+        try {
+            List<String> all = Files.readAllLines(log(name));
+            return String.join("\n", all.subList(Math.max(0, all.size() - lines), all.size()));
+        } catch (IOException e) {
+            return "(no log: " + e.getMessage() + ")";
+        }
+    }
+
+    /** Each node's exit code, by name, after waiting up to {@code seconds} for all of them; a node still running is -1. */
+    public java.util.Map<String, Integer> exitCodes(long seconds) throws InterruptedException {
+        awaitExit(seconds);
+        java.util.Map<String, Integer> out = new java.util.LinkedHashMap<>();
+        for (int i = 0; i < processes.size(); i++) out.put(names.get(i), processes.get(i).isAlive() ? -1 : processes.get(i).exitValue());
+        return out;
     }
 
     /** Waits for every node to exit by itself; true when all did within the time. */

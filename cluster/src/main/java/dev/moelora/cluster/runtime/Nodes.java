@@ -1,8 +1,8 @@
 package dev.moelora.cluster.runtime;
 
-import dev.moelora.cluster.run.AdapterFamily;
-import dev.moelora.cluster.run.RunConfig;
-import dev.moelora.cluster.run.RunSetup;
+import dev.moelora.cluster.setup.AdapterFamily;
+import dev.moelora.cluster.config.RunConfig;
+import dev.moelora.cluster.setup.RunSetup;
 import dev.moelora.experts.ExpertDataPlane;
 import dev.moelora.experts.ExpertNode;
 import dev.moelora.model.moelora.MoeLoraAdapters;
@@ -43,7 +43,7 @@ public final class Nodes {
                     throw new IllegalArgumentException("the expert-parallel runtime runs MoELoRA; adapter.type is " + config.string("adapter.type"));
                 }
                 TrainConfig train = s.train();
-                return new RouterActor.Workload(s.model(), moe, s.tasks(), new ExampleSampler(s.tasks(), train.seed()), train);
+                return new RouterActor.Workload(s.base().description(), s.model(), moe, s.tasks(), new ExampleSampler(s.tasks(), train.seed()), train);
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             }

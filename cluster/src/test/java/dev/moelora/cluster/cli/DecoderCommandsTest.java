@@ -145,13 +145,36 @@ class DecoderCommandsTest {
         assertEquals(adapter.equals("moelora"), Files.exists(run.resolve("routing.jsonl")));
         List<String> predictions = Files.readAllLines(run.resolve("predictions.jsonl"));
         assertEquals(5, predictions.size());
+        String gsmName = dir.getFileName() + "/gsm8k-test.jsonl";
+        // the gold answers as this test wrote them: Sums records 20..22, then GSM8K's numbers after ####
+        List<String> gold = new ArrayList<>();
+        for (int i = 0; i < 3; i++) gold.add(Integer.toString((i + 20) % 7 + 1 + ((i + 20) * 3) % 5 + 2));
+        gold.add("4");
+        gold.add("1001");
+        java.util.Map<String, Integer> correctByTask = new java.util.HashMap<>();
+        for (int i = 0; i < predictions.size(); i++) {
+            JsonNode p = JSON.readTree(predictions.get(i));
+            assertEquals(i < 3 ? "Sums" : gsmName, p.get("task").asText(), predictions.get(i));
+            assertEquals(Double.parseDouble(gold.get(i)), Double.parseDouble(p.get("gold").asText()), 0.0, "gold of " + predictions.get(i));
+            // evaluate.py's rule, applied here to what was written: the last number of the completion within 0.001 of gold
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("-?\\d+\\.?\\d*")
+                    .matcher(p.get("completion").asText().split("### Response:", -1)[0].replace(",", ""));
+            String last = null;
+            while (m.find()) last = m.group();
+            boolean right = last != null && Math.abs(Double.parseDouble(last) - Double.parseDouble(gold.get(i))) <= 0.001;
+            assertEquals(right, p.get("correct").asBoolean(), "scored as evaluate.py would: " + predictions.get(i));
+            if (right) correctByTask.merge(p.get("task").asText(), 1, Integer::sum);
+        }
         JsonNode eval = JSON.readTree(run.resolve("eval.json").toFile());
         List<String> tasks = new ArrayList<>();
         for (JsonNode t : eval) {
-            tasks.add(t.get("task").asText() + ":" + t.get("examples").asInt());
-            assertTrue(t.get("accuracy").asDouble() >= 0 && t.get("accuracy").asDouble() <= 1);
+            String task = t.get("task").asText();
+            tasks.add(task + ":" + t.get("examples").asInt());
+            int correct = correctByTask.getOrDefault(task, 0);
+            assertEquals(correct, t.get("correct").asInt(), task + ": the correct predictions of predictions.jsonl");
+            assertEquals((double) correct / t.get("examples").asInt(), t.get("accuracy").asDouble(), 1e-12, task);
         }
-        assertEquals(List.of("Sums:3", dir.getFileName() + "/gsm8k-test.jsonl:2"), tasks);
+        assertEquals(List.of("Sums:3", gsmName + ":2"), tasks);
         assertTrue(r.out().contains("| **average** |"), r.out());
     }
 

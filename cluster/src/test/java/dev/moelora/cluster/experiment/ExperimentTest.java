@@ -44,7 +44,7 @@ class ExperimentTest {
         assertEquals(4, plan.runs().get(0).config().integer("adapter.rank"));
 
         ByteArrayOutputStream log = new ByteArrayOutputStream();
-        List<TrainerActor.Reply> outcomes = Experiment.run(plan.runs(), new PrintStream(log, true, StandardCharsets.UTF_8));
+        List<TrainerActor.Reply> outcomes = Experiment.run(plan.runs(), dev.moelora.cluster.cli.Jobs::run, new PrintStream(log, true, StandardCharsets.UTF_8));
         assertEquals(3, outcomes.size());
         assertInstanceOf(TrainerActor.Trained.class, outcomes.get(0));
         assertInstanceOf(TrainerActor.Trained.class, outcomes.get(1));

@@ -7,8 +7,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.moelora.cluster.run.RunConfig;
-import dev.moelora.cluster.run.TrainJob;
+import dev.moelora.cluster.config.RunConfig;
+import dev.moelora.cluster.cli.Jobs;
+import dev.moelora.cluster.job.JobResult;
 import dev.moelora.model.safetensors.Safetensors;
 import dev.moelora.model.safetensors.SafetensorsFile;
 import java.io.ByteArrayOutputStream;
@@ -20,8 +21,12 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -31,6 +36,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * heads, every expert's A and B). Tolerance: none; doubles and floats are compared by value with
  * {@code assertEquals}, which for these finite numbers means identical bits except for -0 vs 0.
  */
+@Timeout(value = 15, unit = TimeUnit.MINUTES)
 class ExpertParallelEquivalenceTest {
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -50,15 +56,15 @@ class ExpertParallelEquivalenceTest {
         return file;
     }
 
-    private TrainJob.Result train(Path file) throws IOException {
+    private static JobResult train(Path file) throws IOException {
         ByteArrayOutputStream log = new ByteArrayOutputStream();
-        return TrainJob.run(RunConfig.load(file, List.of()), new PrintStream(log, true, StandardCharsets.UTF_8), false);
+        return Jobs.run(RunConfig.load(file, List.of()), new PrintStream(log, true, StandardCharsets.UTF_8), false);
     }
 
     @Test
     void expertsOnTwoJvmsAndARouterJvmEqualTheSingleProcessRun() throws Exception {
         int steps = 20;
-        TrainJob.Result single = train(config("single", "train.steps = " + steps));
+        JobResult single = train(config("single", "train.steps = " + steps));
 
         int coordinator = NodeProcesses.freeTcpPort();
         String seeds = "cluster.seed-nodes = [\"pekko://moelora@127.0.0.1:" + coordinator + "\"]";
@@ -68,11 +74,12 @@ class ExpertParallelEquivalenceTest {
             nodes.start(file, "router", "router", "1g");
             nodes.start(file, "expert", "expert-a", "1g");
             nodes.start(file, "expert", "expert-b", "1g");
-            TrainJob.Result cluster = train(file);
+            JobResult cluster = nodes.whileAlive(Duration.ofMinutes(6), () -> train(file));
             assertSameSteps(single.runDir(), cluster.runDir(), steps);
             assertSameTensors(single.runDir(), cluster.runDir(), 8);
             assertEquals(single.scores(), cluster.scores(), "router 0's evaluation equals the single-process one");
-            assertTrue(nodes.awaitExit(60), "the nodes stop after the coordinator leaves");
+            assertEquals(Map.of("router", 0, "expert-a", 0, "expert-b", 0), nodes.exitCodes(60),
+                    "every node exits 0 after the run succeeded");
         }
     }
 
@@ -87,35 +94,59 @@ class ExpertParallelEquivalenceTest {
             nodes.start(file, "expert", "lost-expert-a", "1g");
             NodeProcesses.Node victim = nodes.start(file, "expert", "lost-expert-b", "1g");
             Path metrics = dir.resolve("lost/metrics.jsonl");
-            Thread killer = new Thread(() -> {
+            // kills the victim once two steps are written; its own failure (or a run that never gets there) fails the test
+            CompletableFuture<Void> killer = CompletableFuture.runAsync(() -> {
+                long deadline = System.nanoTime() + 240_000_000_000L;
                 try {
-                    while (!Files.exists(metrics) || Files.readAllLines(metrics).size() < 2) Thread.sleep(100);
+                    while (!Files.exists(metrics) || Files.readAllLines(metrics).size() < 2) {
+                        if (System.nanoTime() > deadline) throw new IllegalStateException("no two steps within 240 s");
+                        Thread.sleep(100);
+                    }
                     victim.process().destroyForcibly();
-                } catch (Exception e) {
+                } catch (IOException | InterruptedException e) {
                     throw new IllegalStateException(e);
                 }
             });
-            killer.start();
             long start = System.nanoTime();
-            IllegalStateException e = assertThrows(IllegalStateException.class, () -> train(file));
-            killer.join();
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> nodes.whileAlive(Duration.ofMinutes(5), () -> train(file), victim.process()));
+            try {
+                killer.get(10, TimeUnit.SECONDS);
+            } catch (java.util.concurrent.TimeoutException notKilled) {
+                throw new AssertionError("the run failed before the expert was killed: " + e.getMessage(), e);
+            }
             assertTrue(e.getMessage().contains("127.0.0.1:" + victim.dataPort()) || e.getMessage().contains("127.0.0.1:" + victim.controlPort()),
                     "the error names the lost node: " + e.getMessage());
             assertTrue(System.nanoTime() - start < 120e9, "the run failed instead of hanging");
-            assertTrue(nodes.awaitExit(60), "the surviving nodes stop after the coordinator leaves");
+            Map<String, Integer> exits = nodes.exitCodes(60);
+            assertEquals(1, exits.get("lost-router"), "a node of a failed run exits 1: " + exits);
+            assertEquals(1, exits.get("lost-expert-a"), "a node of a failed run exits 1: " + exits);
         }
     }
 
     @Test
     void twoRoutersWithAMicroBatchEachEqualOneRouterWithBothAndTheSingleProcessRun() throws Exception {
         String common = "train.steps = 6\ntrain.grad-accum = 2\ntrain.batch-size = 3\n";
-        TrainJob.Result single = train(config("single-accum", common));
-        TrainJob.Result one = train(config("one-router", common + "runtime.mode = local\nruntime.routers = 1\nruntime.expert-nodes = 2"));
-        TrainJob.Result two = train(config("two-routers", common + "runtime.mode = local\nruntime.routers = 2\nruntime.expert-nodes = 3"));
+        JobResult single = train(config("single-accum", common));
+        JobResult one = train(config("one-router", common + "runtime.mode = local\nruntime.routers = 1\nruntime.expert-nodes = 2"));
+        JobResult two = train(config("two-routers", common + "runtime.mode = local\nruntime.routers = 2\nruntime.expert-nodes = 3"));
         assertSameSteps(single.runDir(), one.runDir(), 6);
         assertSameSteps(single.runDir(), two.runDir(), 6);
         assertSameTensors(single.runDir(), one.runDir(), 8);
         assertSameTensors(single.runDir(), two.runDir(), 8);
+    }
+
+    @Test
+    void aNodeThatDiesBeforeTheRunStartsFailsTheWatchedRunInsteadOfHangingIt() throws Exception {
+        Path file = config("early", "runtime.mode = cluster\nruntime.aeron-driver = no-such-driver");
+        try (NodeProcesses nodes = new NodeProcesses(dir)) {
+            nodes.start(file, "router", "early-router", "256m");
+            long start = System.nanoTime();
+            CompletableFuture<Void> never = new CompletableFuture<>();
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> nodes.whileAlive(Duration.ofMinutes(2), () -> never.get()));
+            assertTrue(e.getMessage().contains("early-router exited with 2") && e.getMessage().contains("runtime.aeron-driver"), e.getMessage());
+            assertTrue(System.nanoTime() - start < 60e9, "noticed within a minute, not at the timeout");
+        }
     }
 
     static void assertSameSteps(Path expectedRun, Path actualRun, int steps) throws IOException {

@@ -4,8 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.moelora.cluster.run.RunConfig;
-import dev.moelora.cluster.run.TrainJob;
+import dev.moelora.cluster.config.RunConfig;
+import dev.moelora.cluster.cli.Jobs;
+import dev.moelora.cluster.job.JobResult;
 import dev.moelora.proto.control.DataEndpoint;
 import dev.moelora.proto.control.ExpertPlacement;
 import java.io.ByteArrayOutputStream;
@@ -50,9 +51,9 @@ class PlacementTest {
     void runtimeSettingsThatCannotWorkAreRefusedBeforeAnythingStarts() {
         PrintStream quiet = new PrintStream(new ByteArrayOutputStream());
         IllegalArgumentException lora = assertThrows(IllegalArgumentException.class,
-                () -> TrainJob.run(RunConfig.load(null, List.of("adapter.type=lora", "runtime.mode=local")), quiet, false));
+                () -> Jobs.run(RunConfig.load(null, List.of("adapter.type=lora", "runtime.mode=local")), quiet, false));
         assertTrue(lora.getMessage().contains("adapter.type lora has no experts"), lora.getMessage());
-        IllegalArgumentException resume = assertThrows(IllegalArgumentException.class, () -> TrainJob.run(RunConfig.load(null,
+        IllegalArgumentException resume = assertThrows(IllegalArgumentException.class, () -> Jobs.run(RunConfig.load(null,
                 List.of("adapter.type=moelora", "runtime.mode=local", "run.resume-from=somewhere")), quiet, false));
         assertTrue(resume.getMessage().contains("run.resume-from is not supported"), resume.getMessage());
     }

@@ -38,6 +38,18 @@ public final class MoeLoraAdapters implements Adapters {
         return out;
     }
 
+    /**
+     * Every trainable scalar of the single-process layout, wherever the tensors live: per module
+     * the gate (E dIn) and the experts (E r_e (dIn + dOut)). In the expert-parallel runtime the
+     * experts are in expert actors, yet they are this adapter's parameters all the same.
+     */
+    @Override
+    public long trainableParameters() {
+        long n = 0;
+        for (MoeLoraLinear m : modules) n += (long) config.experts() * (m.dIn() + (long) config.expertRank() * (m.dIn() + m.dOut()));
+        return n;
+    }
+
     /** Every adapted module's name and shape, in forward order. */
     public List<MoeLora.ModuleShape> shapes() {
         return modules.stream().map(m -> new MoeLora.ModuleShape(m.name(), m.dIn(), m.dOut())).toList();

@@ -1,4 +1,4 @@
-package dev.moelora.cluster.run;
+package dev.moelora.cluster.config;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
@@ -106,9 +106,40 @@ public final class RunConfig {
         return config.root().render(ConfigRenderOptions.defaults().setOriginComments(false).setJson(false));
     }
 
-    /** A stable hash of the settings that decide what a saved adapter means (everything but run.* and train.steps). */
+    /**
+     * Keys that say where and how long a run goes, not what it computes: a saved run may continue
+     * with other values (more steps, another placement, another run directory).
+     */
+    private static final List<String> NOT_HASHED = List.of("run", "train.steps", "train.save-every", "runtime", "cluster");
+
+    /** The settings that decide what a saved adapter means: everything but {@link #NOT_HASHED}. */
+    private Config meaning() {
+        Config c = config;
+        for (String k : NOT_HASHED) c = c.withoutPath(k);
+        return c;
+    }
+
+    /** A stable hash of the settings that decide what a saved adapter means. */
     public String hash() {
-        Config c = config.withoutPath("run").withoutPath("train.steps").withoutPath("train.save-every");
-        return Integer.toHexString(c.root().render(ConfigRenderOptions.concise()).hashCode());
+        return Integer.toHexString(meaning().root().render(ConfigRenderOptions.concise()).hashCode());
+    }
+
+    /**
+     * The keys whose values decide what a saved adapter means and differ between {@code saved}
+     * and this configuration, each as "key = saved value -> this value" (absent keys shown as
+     * "(absent)"), sorted by key; empty when a run saved with {@code saved} may continue as this one.
+     */
+    public List<String> differences(RunConfig saved) {
+        Config mine = meaning(), theirs = saved.meaning();
+        java.util.TreeSet<String> keys = new java.util.TreeSet<>();
+        for (Map.Entry<String, ConfigValue> e : mine.entrySet()) keys.add(e.getKey());
+        for (Map.Entry<String, ConfigValue> e : theirs.entrySet()) keys.add(e.getKey());
+        List<String> out = new java.util.ArrayList<>();
+        for (String k : keys) {
+            String a = theirs.hasPath(k) ? theirs.getValue(k).render(ConfigRenderOptions.concise()) : "(absent)";
+            String b = mine.hasPath(k) ? mine.getValue(k).render(ConfigRenderOptions.concise()) : "(absent)";
+            if (!a.equals(b)) out.add(k + " = " + a + " -> " + b);
+        }
+        return out;
     }
 }

@@ -1,9 +1,13 @@
-package dev.moelora.proto.frame;
+package dev.moelora.cluster.bench;
+
+import dev.moelora.proto.frame.ChannelSettings;
+import dev.moelora.proto.frame.DataPlane;
+import dev.moelora.proto.frame.TensorFrameReceiver;
+import dev.moelora.proto.frame.TensorFrameSender;
 
 import dev.moelora.proto.wire.DType;
 import dev.moelora.proto.wire.Direction;
 import dev.moelora.proto.wire.TensorFrameHeader;
-import io.aeron.AeronVersion;
 import io.aeron.ExclusivePublication;
 import io.aeron.FragmentAssembler;
 import io.aeron.Publication;
@@ -16,8 +20,6 @@ import java.net.DatagramSocket;
 import java.net.InetAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Random;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -33,31 +35,21 @@ import org.agrona.concurrent.YieldingIdleStrategy;
  * counts fragment bytes), over IPC and UDP loopback on one embedded driver. One sending thread (this
  * one) and one receiving thread; both yield when idle. Prints GB/s (10^9 bytes) and the machine.
  *
- * <pre>java --add-exports java.base/jdk.internal.misc=ALL-UNNAMED --add-opens java.base/java.nio=ALL-UNNAMED \
- *     -cp ... dev.moelora.proto.frame.FrameBenchmark [seconds per measurement, default 1.5]</pre>
- *
  * <p>Must never run in the test suite or have its figures asserted: timings are for BENCHMARKS.md.
  */
-public final class FrameBenchmark {
+public final class FrameBench {
     private static final int[] SIZES = {64 << 10, 1 << 20, 4 << 20};
     private static final Duration DRAIN = Duration.ofSeconds(10);
     private static final int STREAM = 7001;
 
-    private FrameBenchmark() {}
-
-    public static void main(String[] args) {
-        double seconds = args.length > 0 ? Double.parseDouble(args[0]) : 1.5;
-        run(System.out, Duration.ofNanos((long) (seconds * 1e9)));
-    }
+    private FrameBench() {}
 
     /** Each figure is measured for {@code perMeasurement} after a warm-up of half as long. */
     public static void run(PrintStream out, Duration perMeasurement) {
         ChannelSettings settings = ChannelSettings.defaults();
         out.println("Tensor frames vs raw Aeron, one sender and one receiver thread (yielding), "
                 + perMeasurement.toMillis() + " ms per figure after " + perMeasurement.toMillis() / 2 + " ms warm-up");
-        out.println("machine: " + Runtime.getRuntime().availableProcessors() + " cores (" + cpuModel() + "), "
-                + System.getProperty("os.name") + " " + System.getProperty("os.version") + " " + System.getProperty("os.arch")
-                + ", JDK " + Runtime.version() + ", Aeron " + AeronVersion.VERSION);
+        out.println(Machine.describe());
         out.println("driver: embedded, SHARED threading, backoff idle; channels: term length " + (settings.termLength() >> 20)
                 + " MiB, mtu " + settings.mtu() + ", max message " + (settings.maxMessageLength() >> 20) + " MiB");
         out.printf("%-9s %8s %7s %12s %10s %10s%n", "transport", "tensor", "chunks", "codec GB/s", "raw GB/s", "codec/raw");
@@ -230,19 +222,5 @@ public final class FrameBenchmark {
 
     private static String size(int bytes) {
         return bytes >= 1 << 20 ? (bytes >> 20) + " MiB" : (bytes >> 10) + " KiB";
-    }
-
-    private static String cpuModel() {
-        Path cpuinfo = Path.of("/proc/cpuinfo");
-        if (!Files.isReadable(cpuinfo)) {
-            return "cpu model unknown";
-        }
-        try (var lines = Files.lines(cpuinfo)) {
-            return lines.filter(line -> line.startsWith("model name"))
-                    .map(line -> line.substring(line.indexOf(':') + 1).trim())
-                    .findFirst().orElse("cpu model unknown");
-        } catch (IOException e) {
-            throw new UncheckedIOException("reading " + cpuinfo, e);
-        }
     }
 }

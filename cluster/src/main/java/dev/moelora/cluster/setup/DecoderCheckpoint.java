@@ -1,4 +1,4 @@
-package dev.moelora.cluster.run;
+package dev.moelora.cluster.setup;
 
 import dev.moelora.model.llama.LlamaCheckpoint;
 import dev.moelora.model.llama.LlamaConfig;

@@ -1,5 +1,6 @@
-package dev.moelora.cluster.run;
+package dev.moelora.cluster.setup;
 
+import dev.moelora.cluster.config.RunConfig;
 import dev.moelora.model.data.GeneratedSuite;
 import dev.moelora.model.data.LlmAdaptersDataset;
 import dev.moelora.model.data.Task;

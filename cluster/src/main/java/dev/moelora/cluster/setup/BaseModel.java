@@ -1,5 +1,6 @@
-package dev.moelora.cluster.run;
+package dev.moelora.cluster.setup;
 
+import dev.moelora.cluster.config.RunConfig;
 import dev.moelora.model.bert.BertConfig;
 import dev.moelora.model.bert.BertEncoder;
 import dev.moelora.model.onnx.OnnxWeights;

@@ -1,8 +1,11 @@
-package dev.moelora.cluster.runtime;
+package dev.moelora.cluster.bench;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.moelora.cluster.run.RunConfig;
-import dev.moelora.cluster.run.TrainJob;
+import dev.moelora.cluster.config.RunConfig;
+import dev.moelora.cluster.job.JobResult;
+import dev.moelora.cluster.runtime.ExpertParallelJob;
+import dev.moelora.cluster.runtime.NodeProcesses;
+import dev.moelora.cluster.single.EncoderJob;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -10,7 +13,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 
@@ -21,12 +23,13 @@ import java.util.Locale;
  * expert JVMs on 127.0.0.1, Aeron UDP, Pekko Cluster). Prints the median step time of each and
  * the ratios; the first two steps are warm-up and not counted.
  */
-public final class RuntimeBenchmark {
+public final class RuntimeBench {
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    private RuntimeBenchmark() {}
+    private RuntimeBench() {}
 
     public static void run(PrintStream out, int steps, int batch, int seq, Path work) throws Exception {
+        out.println(Machine.describe());
         Files.createDirectories(work);
         String common = """
                 adapter.type = moelora
@@ -71,7 +74,10 @@ public final class RuntimeBenchmark {
 
     private static List<Double> run(Path file) throws IOException {
         ByteArrayOutputStream log = new ByteArrayOutputStream();
-        TrainJob.Result r = TrainJob.run(RunConfig.load(file, List.of()), new PrintStream(log, true, StandardCharsets.UTF_8), false);
+        RunConfig config = RunConfig.load(file, List.of());
+        PrintStream out = new PrintStream(log, true, StandardCharsets.UTF_8);
+        JobResult r = config.string("runtime.mode").equals("single-process") ? EncoderJob.run(config, out, false)
+                : ExpertParallelJob.run(config, out, false);
         List<Double> seconds = new ArrayList<>();
         for (String line : Files.readAllLines(r.runDir().resolve("metrics.jsonl"))) seconds.add(JSON.readTree(line).get("seconds").asDouble());
         return seconds;
@@ -88,9 +94,8 @@ public final class RuntimeBenchmark {
                 }).average().orElse(0);
     }
 
+    /** The median step time after the first two (warm-up) steps. */
     private static double median(List<Double> seconds) {
-        double[] s = seconds.subList(Math.min(2, seconds.size() - 1), seconds.size()).stream().mapToDouble(Double::doubleValue).toArray();
-        Arrays.sort(s);
-        return s[s.length / 2];
+        return Machine.median(seconds.subList(Math.min(2, seconds.size() - 1), seconds.size()).stream().mapToDouble(Double::doubleValue).toArray());
     }
 }

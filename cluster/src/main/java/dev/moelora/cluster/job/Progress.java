@@ -1,4 +1,4 @@
-package dev.moelora.cluster.run;
+package dev.moelora.cluster.job;
 
 import dev.moelora.model.train.Trainer.StepMetrics;
 import java.io.PrintStream;

@@ -1,5 +1,6 @@
-package dev.moelora.cluster.run;
+package dev.moelora.cluster.setup;
 
+import dev.moelora.cluster.config.RunConfig;
 import dev.moelora.model.adapter.Adapters;
 import dev.moelora.model.lora.Lora;
 import dev.moelora.model.lora.LoraConfig;

@@ -1,19 +1,21 @@
-package dev.moelora.cluster.run;
+package dev.moelora.cluster.single;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.moelora.cluster.config.RunConfig;
+import dev.moelora.cluster.job.MetricsLog;
+import dev.moelora.cluster.job.Progress;
+import dev.moelora.cluster.job.RoutingLog;
+import dev.moelora.cluster.job.RunDirectory;
 import dev.moelora.model.adapter.Adapters;
 import dev.moelora.model.moelora.MoeLoraAdapters;
 import dev.moelora.model.optim.AdamW;
 import dev.moelora.model.optim.Parameter;
 import dev.moelora.model.train.AdapterStore;
 import dev.moelora.model.train.Trainer;
-import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -53,20 +55,48 @@ final class TrainingLoop {
 
     private TrainingLoop() {}
 
-    /** Loads run.resume-from when set: weights, and optimizer and cursor when the directory has them. */
+    /**
+     * Loads run.resume-from when set: weights, and optimizer and cursor when the directory has
+     * them. A directory saved with settings that change what the adapter means is refused before
+     * anything is loaded, naming every key that differs.
+     */
     static void resume(RunConfig config, Steps steps, PrintStream out) throws IOException {
         String resume = config.string("run.resume-from");
         if (resume.isEmpty()) return;
-        AdapterStore.State state = AdapterStore.load(Path.of(resume), steps.parameters(), steps.optimizer());
+        Path dir = Path.of(resume);
+        RunConfig saved = savedConfig(dir);
+        if (saved != null) {
+            List<String> differ = config.differences(saved);
+            if (!differ.isEmpty()) {
+                throw new IllegalArgumentException("run.resume-from " + dir + " was trained with other settings: " + String.join("; ", differ)
+                        + " (a resumed run keeps every setting but run.*, train.steps, train.save-every, runtime.* and cluster.*)");
+            }
+        }
+        AdapterStore.State state = AdapterStore.load(dir, steps.parameters(), steps.optimizer());
         if (state == null) {
             out.printf(Locale.ROOT, "  loaded     : adapter weights from %s (no optimizer state; starting at step 0)%n", resume);
             return;
         }
-        if (!state.configHash().equals(config.hash())) {
-            out.println("  warning    : resuming from a run whose settings differ (config hash " + state.configHash() + " vs " + config.hash() + ")");
+        if (saved == null && !state.configHash().equals(config.hash())) {
+            throw new IllegalArgumentException("run.resume-from " + dir + " was trained with other settings (config hash "
+                    + state.configHash() + ", this run " + config.hash() + "); it has no " + RunDirectory.CONFIG + " to say which keys differ");
         }
         steps.resume(state.step(), state.epoch(), state.position());
         out.printf(Locale.ROOT, "  resumed    : %s at step %d%n", resume, state.step());
+    }
+
+    /** The configuration a saved adapter was trained with: its own config.conf, or its run directory's. */
+    private static RunConfig savedConfig(Path adapterDir) throws IOException {
+        for (Path f : new Path[] {adapterDir.resolve(RunDirectory.CONFIG),
+                adapterDir.toAbsolutePath().getParent() == null ? null : adapterDir.toAbsolutePath().getParent().resolve(RunDirectory.CONFIG)}) {
+            if (f == null || !Files.isRegularFile(f)) continue;
+            try {
+                return RunConfig.parse(Files.readString(f));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(f + ": the saved run's configuration: " + e.getMessage(), e);
+            }
+        }
+        return null;
     }
 
     /** Trains to train.steps, saving the adapter to {@code adapterDir} every train.save-every steps and at the end. */
@@ -77,9 +107,9 @@ final class TrainingLoop {
         long[] tokens = {0};
         double[] seconds = {0};
         Progress progress = new Progress(out, terminal, steps.step());
+        MoeLoraAdapters moe = adapters instanceof MoeLoraAdapters m ? m : null;
         try (MetricsLog metrics = new MetricsLog(runDir);
-             BufferedWriter routing = adapters instanceof MoeLoraAdapters
-                     ? Files.newBufferedWriter(runDir.resolve("routing.jsonl"), StandardOpenOption.CREATE, StandardOpenOption.APPEND) : null) {
+             RoutingLog routing = moe != null ? new RoutingLog(runDir) : null) {
             while (steps.step() < total) {
                 int until = saveEvery > 0 ? Math.min(total, (steps.step() / saveEvery + 1) * saveEvery) : total;
                 steps.run(until, m -> {
@@ -87,15 +117,12 @@ final class TrainingLoop {
                     tokens[0] += m.tokens();
                     seconds[0] += m.seconds();
                     metrics.write(m);
-                    try {
-                        if (routing != null) TrainJob.writeRouting(routing, m.step(), (MoeLoraAdapters) adapters);
-                    } catch (IOException e) {
-                        throw new UncheckedIOException(runDir.resolve("routing.jsonl") + ": " + e.getMessage(), e);
-                    }
+                    if (routing != null) routing.write(m.step(), moe.stats());
                     progress.onStep(m);
                 });
                 AdapterStore.save(adapterDir, steps.parameters(), adapterJson, steps.optimizer(),
                         new AdapterStore.State(steps.step(), steps.epoch(), steps.position(), config.hash()));
+                Files.writeString(adapterDir.resolve(RunDirectory.CONFIG), config.render());
             }
         }
         return new Totals(losses, tokens[0], seconds[0]);

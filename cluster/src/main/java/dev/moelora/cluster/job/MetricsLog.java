@@ -1,4 +1,4 @@
-package dev.moelora.cluster.run;
+package dev.moelora.cluster.job;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;

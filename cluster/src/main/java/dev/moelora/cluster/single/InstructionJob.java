@@ -1,7 +1,5 @@
-package dev.moelora.cluster.run;
+package dev.moelora.cluster.single;
 
-import dev.moelora.model.train.Trainer;
-import dev.moelora.model.optim.AdamW;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -19,6 +17,16 @@ import dev.moelora.model.optim.Parameter;
 import dev.moelora.model.tokenizer.BpeTokenizer;
 import dev.moelora.model.train.Evaluation;
 import dev.moelora.model.train.TrainConfig;
+import dev.moelora.model.train.Trainer;
+import dev.moelora.model.optim.AdamW;
+import dev.moelora.cluster.config.RunConfig;
+import dev.moelora.cluster.job.AdapterJson;
+import dev.moelora.cluster.job.JobResult;
+import dev.moelora.cluster.job.Progress;
+import dev.moelora.cluster.job.RunDirectory;
+import dev.moelora.cluster.setup.AdapterFamily;
+import dev.moelora.cluster.setup.DecoderCheckpoint;
+import dev.moelora.cluster.setup.RunSetup;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -41,7 +49,7 @@ public final class InstructionJob {
 
     private InstructionJob() {}
 
-    public static TrainJob.Result run(RunConfig config, PrintStream out, boolean terminal) throws IOException {
+    public static JobResult run(RunConfig config, PrintStream out, boolean terminal) throws IOException {
         long t0 = System.nanoTime();
         if (!config.string("data.source").equals("instructions")) {
             throw new IllegalArgumentException("model.name = llama trains on instructions: set data.source = instructions (it is '"
@@ -69,9 +77,7 @@ public final class InstructionJob {
         List<MathTestSet> testSets = testSets(config);
         int maxNew = config.integer("data.instructions.max-new-tokens");
 
-        Path runDir = TrainJob.runDirectory(config);
-        Files.createDirectories(runDir);
-        Files.writeString(runDir.resolve("config.conf"), config.render());
+        Path runDir = RunDirectory.create(config);
         Adapters adapters = AdapterFamily.apply(config, decoder, train.seed());
         int padId = tokenizer.padId().orElse(tokenizer.unkId().orElse(0)); // LLM-Adapters pads with 0, LLaMA's <unk>
         InstructionTrainer trainer = new InstructionTrainer(decoder, adapters, encoded.sequences(), train,
@@ -90,12 +96,9 @@ public final class InstructionJob {
         for (MathTestSet s : testSets) {
             out.printf(Locale.ROOT, "  test set   : %-14s %-6s %,5d records%n", s.name(), s.kind().name().toLowerCase(Locale.ROOT), s.records().size());
         }
-        out.printf(Locale.ROOT, "  training   : %d steps x %d sequences x %d accumulation, lr %s %s, warm-up %d, seed %d%s%n",
-                train.steps(), train.batchSize(), train.gradAccum(), TrainJob.fmt(train.lr()), train.decay().name().toLowerCase(Locale.ROOT),
-                train.warmupSteps(), train.seed(), config.bool("data.instructions.group-by-length") ? ", grouped by length" : "");
+        EncoderJob.printTraining(out, train, "sequences", config.bool("data.instructions.group-by-length") ? ", grouped by length" : "");
 
-        ObjectNode adapterJson = TrainJob.peftConfig(config, adapters, modelDir.toString());
-        adapterJson.put("task_type", "CAUSAL_LM");
+        ObjectNode adapterJson = AdapterJson.of(config, adapters.describe(), modelDir.toString(), "CAUSAL_LM", List.of());
         Path adapterDir = runDir.resolve("adapter");
         TrainingLoop.Steps steps = new TrainingLoop.Steps() {
             @Override public int step() { return trainer.step(); }
@@ -143,12 +146,11 @@ public final class InstructionJob {
         }
         String table = scores.isEmpty() ? "no test sets (data.instructions.eval-tasks and eval-files are empty)\n" : Evaluation.table(scores);
         out.print(table);
-        Files.writeString(runDir.resolve("eval.md"), table);
-        Files.writeString(runDir.resolve("eval.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(evalJson));
+        RunDirectory.writeEvaluation(runDir, table, evalJson);
         double tps = totals.tokensPerSecond();
         out.printf(Locale.ROOT, "adapter saved to %s; %,.0f training tokens/s; total %s%n", adapterDir, tps,
                 Progress.duration((System.nanoTime() - t0) / 1e9));
-        return new TrainJob.Result(runDir, adapters.describe(), scores, adapters.trainableParameters(), tps, totals.seconds(),
+        return new JobResult(runDir, adapters.describe(), scores, adapters.trainableParameters(), tps, totals.seconds(),
                 (System.nanoTime() - t0) / 1e9, totals.losses());
     }
 

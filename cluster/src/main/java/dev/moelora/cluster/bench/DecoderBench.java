@@ -1,5 +1,9 @@
-package dev.moelora.model.llama;
+package dev.moelora.cluster.bench;
 
+import dev.moelora.model.llama.DecoderBatch;
+import dev.moelora.model.llama.LlamaConfig;
+import dev.moelora.model.llama.LlamaDecoder;
+import dev.moelora.model.llama.NextTokenLoss;
 import dev.moelora.model.lora.Lora;
 import dev.moelora.model.lora.LoraConfig;
 import dev.moelora.model.lora.LoraLinear;
@@ -7,8 +11,6 @@ import dev.moelora.model.optim.AdamW;
 import dev.moelora.model.optim.Parameter;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
@@ -22,18 +24,14 @@ import org.nd4j.linalg.factory.Nd4j;
  * (forward, next-token loss, backward, AdamW), with the machine it ran on. Never part of a test.
  * Run with {@code OMP_WAIT_POLICY=PASSIVE} set (see BENCHMARKS.md on why).
  */
-public final class LlamaBench {
+public final class DecoderBench {
     /** d_model 256, 4 layers, 8 heads (no grouping), FFN 688, vocabulary 4096. */
     public static final LlamaConfig CONFIG = new LlamaConfig(4096, 256, 688, 4, 8, 8, 1e-5, 10000, false, 2048, 1, List.of(2));
 
     /** The default batch: sequences per step and tokens per sequence. */
     public static final int BATCH = 8, SEQ = 128;
 
-    private LlamaBench() {}
-
-    public static void main(String[] args) throws IOException {
-        run(System.out, BATCH, SEQ, 3, 10);
-    }
+    private DecoderBench() {}
 
     /**
      * Times {@code steps} steps after {@code warmup} steps of LoRA r = 8 (alpha 16, no dropout) on
@@ -41,7 +39,7 @@ public final class LlamaBench {
      * token counted in the loss. Prints medians.
      */
     public static void run(PrintStream out, int batch, int seq, int warmup, int steps) throws IOException {
-        out.println(machine());
+        out.println(Machine.describe());
         LlamaDecoder decoder = LlamaDecoder.random(CONFIG, DataType.FLOAT, 1);
         List<LoraLinear> adapters = Lora.apply(decoder, new LoraConfig(8, 16, 0, List.of("q_proj", "k_proj", "v_proj", "o_proj")), 2);
         List<Parameter> params = Lora.parameters(adapters);
@@ -80,25 +78,6 @@ public final class LlamaBench {
                 trainable, batch, seq, n);
         out.printf(Locale.ROOT, "step (forward + loss + backward + AdamW): %.1f ms median of %d after %d warm-up "
                         + "(forward + loss %.1f ms, backward %.1f ms); %.0f tokens/s; last loss %.4f%n",
-                median(total), steps, warmup, median(fwd), median(bwd), n / median(total) * 1e3, loss);
-    }
-
-    private static double median(double[] t) {
-        double[] s = t.clone();
-        Arrays.sort(s);
-        return s[s.length / 2];
-    }
-
-    private static String machine() throws IOException {
-        String cpu = "unknown CPU";
-        Path info = Path.of("/proc/cpuinfo");
-        if (Files.isReadable(info)) {
-            cpu = Files.readAllLines(info).stream().filter(l -> l.startsWith("model name")).findFirst()
-                    .map(l -> l.substring(l.indexOf(':') + 1).trim()).orElse(cpu);
-        }
-        return String.format(Locale.ROOT, "machine: %s, %d cores, %s %s, JDK %s (%s), ND4J backend %s, OMP_WAIT_POLICY=%s",
-                cpu, Runtime.getRuntime().availableProcessors(), System.getProperty("os.name"), System.getProperty("os.arch"),
-                System.getProperty("java.version"), System.getProperty("java.vendor"), Nd4j.getBackend().getClass().getSimpleName(),
-                System.getenv().getOrDefault("OMP_WAIT_POLICY", "unset"));
+                Machine.median(total), steps, warmup, Machine.median(fwd), Machine.median(bwd), n / Machine.median(total) * 1e3, loss);
     }
 }

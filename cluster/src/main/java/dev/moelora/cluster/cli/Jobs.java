@@ -1,0 +1,42 @@
+package dev.moelora.cluster.cli;
+
+import dev.moelora.cluster.config.RunConfig;
+import dev.moelora.cluster.job.JobResult;
+import dev.moelora.cluster.runtime.ExpertParallelJob;
+import dev.moelora.cluster.single.EncoderJob;
+import dev.moelora.cluster.single.InstructionJob;
+import java.io.IOException;
+import java.io.PrintStream;
+
+/**
+ * Which job a run configuration asks for: a decoder's instruction tuning (model.name = llama),
+ * MoELoRA on the expert-parallel runtime (runtime.mode = local or cluster), or the single-process
+ * encoder job. The one place that chooses; the jobs themselves never call each other.
+ */
+public final class Jobs {
+    private Jobs() {}
+
+    public static JobResult run(RunConfig config, PrintStream out, boolean terminal) throws IOException {
+        String mode = config.string("runtime.mode");
+        if (!mode.equals("single-process") && !mode.equals("local") && !mode.equals("cluster")) {
+            throw new IllegalArgumentException("runtime.mode must be single-process, local or cluster; got '" + mode + "'");
+        }
+        if (config.string("model.name").equals("llama")) {
+            if (!mode.equals("single-process")) {
+                throw new IllegalArgumentException("model.name = llama trains single-process only; runtime.mode = " + mode
+                        + " runs the encoder's trunk in its routers");
+            }
+            return InstructionJob.run(config, out, terminal);
+        }
+        if (mode.equals("single-process")) return EncoderJob.run(config, out, terminal);
+        if (!config.string("adapter.type").equals("moelora")) {
+            throw new IllegalArgumentException("runtime.mode = " + mode + " runs MoELoRA's experts in expert actors; adapter.type "
+                    + config.string("adapter.type") + " has no experts and runs with runtime.mode = single-process");
+        }
+        if (!config.string("run.resume-from").isEmpty()) {
+            throw new IllegalArgumentException("run.resume-from is not supported by the expert-parallel runtime yet (runtime.mode = "
+                    + mode + "); resume with runtime.mode = single-process");
+        }
+        return ExpertParallelJob.run(config, out, terminal);
+    }
+}
