@@ -63,6 +63,39 @@ class ExperimentTest {
     }
 
     @Test
+    void anExpertParallelRunReportsTheSameAdapterAndTrainableParametersAsItsSingleProcessTwin() throws Exception {
+        Path file = dir.resolve("twins.conf");
+        Files.writeString(file, """
+                data.generated { train-per-task = 8, test-per-task = 4 }
+                data.max-length = 24
+                adapter { type = moelora, experts = 4, expert-rank = 2 }
+                train { steps = 2, batch-size = 4, eval-batch-size = 4, warmup-steps = 1, save-every = 0 }
+                run.dir = "%s"
+                experiment {
+                  name = twins
+                  runs = [
+                    { name = single }
+                    { name = local, runtime { mode = local, expert-nodes = 2 } }
+                  ]
+                }
+                """.formatted(dir.toString().replace("\\", "/")));
+        Experiment.Plan plan = Experiment.load(file, List.of());
+        List<TrainerActor.Reply> outcomes = Experiment.run(plan.runs(), dev.moelora.cluster.cli.Jobs::run,
+                new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8));
+        var single = assertInstanceOf(TrainerActor.Trained.class, outcomes.get(0)).result();
+        var local = assertInstanceOf(TrainerActor.Trained.class, outcomes.get(1)).result();
+        // 12 modules (query, value of 6 layers), each a 4 x 384 gate and 4 experts of rank 2 on 384 -> 384, plus the heads
+        long heads = single.trainableParameters() - 12L * (4 * 384 + 4 * 2 * (384 + 384));
+        assertTrue(heads > 0 && heads < 10_000, "heads: " + heads);
+        assertEquals(single.trainableParameters(), local.trainableParameters());
+        assertTrue(local.adapter().startsWith(single.adapter() + " (expert-parallel, runtime local"), local.adapter());
+        assertEquals(single.scores(), local.scores(), "the same evaluation, bit for bit");
+        Experiment.report(outcomes, plan.dir());
+        JsonNode json = new ObjectMapper().readTree(dir.resolve("twins/comparison.json").toFile());
+        assertEquals(single.trainableParameters(), json.get(1).get("trainable_parameters").asLong(), "the table's count for the local run");
+    }
+
+    @Test
     void experimentWithoutRunsOrWithDuplicateNamesIsRejected() throws Exception {
         Path none = dir.resolve("none.conf");
         Files.writeString(none, "train.steps = 3\n");
