@@ -49,7 +49,7 @@ public final class RuntimeBench {
             nodes.start(file, "router", "bench-router", "2g");
             nodes.start(file, "expert", "bench-expert-a", "1g");
             nodes.start(file, "expert", "bench-expert-b", "1g");
-            cluster = median(run(file));
+            cluster = median(nodes.whileAlive(java.time.Duration.ofMinutes(30), () -> run(file)));
             nodes.awaitExit(60);
         }
         double tokens = meanTokens(work.resolve("single-process"));

@@ -82,25 +82,6 @@ public final class InstructionTrainer {
         adapters.setRowMask(null); // generation runs other row counts
     }
 
-    /**
-     * The mean next-token loss over every response token of {@code sequences} (weighted by tokens,
-     * not by sequence), in evaluation mode, in batches of the evaluation batch size. Trains nothing.
-     */
-    public double meanLoss(List<TokenizedInstruction> sequences) {
-        adapters.setTraining(false);
-        double sum = 0;
-        long counted = 0;
-        for (int from = 0; from < sequences.size(); from += config.evalBatchSize()) {
-            InstructionBatch batch = InstructionBatch.of(sequences.subList(from, Math.min(sequences.size(), from + config.evalBatchSize())), padId);
-            int n = countedTargets(batch);
-            sum += forwardLoss(batch, false) * n;
-            adapters.takeAuxiliaryLoss();
-            counted += n;
-        }
-        adapters.setRowMask(null);
-        return counted == 0 ? 0 : sum / counted;
-    }
-
     /** Forward, loss and, when training, backward with the loss scaled by 1 / gradient accumulation. */
     private double forwardLoss(InstructionBatch batch, boolean backward) {
         var b = batch.batch();
@@ -116,13 +97,6 @@ public final class InstructionTrainer {
     }
 
     /** Targets NextTokenLoss counts: response tokens after the first position of their row. */
-    private static int countedTargets(InstructionBatch batch) {
-        int T = batch.batch().tokens(), n = 0;
-        float[] lossMask = batch.lossMask();
-        for (int i = 0; i < lossMask.length; i++) if (i % T != 0 && lossMask[i] != 0f) n++;
-        return n;
-    }
-
     private List<TokenizedInstruction> pick(int[] indices) {
         List<TokenizedInstruction> out = new ArrayList<>(indices.length);
         for (int i : indices) out.add(examples.get(i));

@@ -80,23 +80,4 @@ public record TiedLoraConfig(String preset, int rank, double alpha, double dropo
         return new LoraConfig(rank, alpha, dropout, targets).matches(moduleName);
     }
 
-    /**
-     * The paper's count of trainable parameters for one module type with L layers, written out
-     * per preset (not derived from {@link #components()}) so that it checks the implementation.
-     * Without {@code shareAcrossQkv}; sharing A counts it once for q, k and v together.
-     */
-    public long trainableParametersPerModuleType(int layers, long dIn, long dOut) {
-        long r = rank, L = layers;
-        return switch (preset) {
-            case "lora" -> L * r * (dIn + dOut);
-            case "vera" -> L * (r + dOut);
-            case "tl1" -> r * dOut;
-            case "tl2" -> r * dOut + L * r;
-            case "tl3" -> r * dOut + L * dOut;
-            case "tl4" -> r * dOut + L * (r + dOut);
-            case "tl5" -> r * (dIn + dOut);
-            case "tl6" -> r * (dIn + dOut) + L * (r + dOut);
-            default -> throw new IllegalStateException(preset);
-        };
-    }
 }

@@ -9,6 +9,7 @@ import dev.moelora.model.data.Instruction;
 import dev.moelora.model.data.InstructionDataset;
 import dev.moelora.model.llama.LlamaCheckpoint;
 import dev.moelora.model.llama.LlamaDecoder;
+import dev.moelora.model.llama.NextTokenLoss;
 import dev.moelora.model.lora.Lora;
 import dev.moelora.model.lora.LoraConfig;
 import dev.moelora.model.moelora.MoeLora;
@@ -81,16 +82,29 @@ class InstructionTrainerTest {
         assertEquals(0.0, step0.sub(base).amaxNumber().doubleValue(), 1e-6, "step 0 equals the base model");
 
         InstructionTrainer trainer = new InstructionTrainer(decoder, adapters, data, config(12), true, 0);
-        double before = trainer.meanLoss(data);
+        double before = meanLoss(decoder, adapters, data);
         List<Double> aux = new ArrayList<>();
         trainer.run(12, m -> {
             assertTrue(Double.isFinite(m.loss()) && m.tokens() > 0, m.toString());
             aux.add(m.auxLoss());
         });
-        double after = trainer.meanLoss(data);
+        double after = meanLoss(decoder, adapters, data);
         assertTrue(after < 0.8 * before, family + ": loss " + before + " -> " + after);
         if (family.equals("moelora")) assertTrue(aux.stream().allMatch(a -> a > 0), "MoELoRA's balance and contrastive losses join the loss: " + aux);
         else assertTrue(aux.stream().allMatch(a -> a == 0), aux.toString());
+    }
+
+    /** The next-token loss over every response token of {@code data}, in evaluation mode, as one batch. Trains nothing. */
+    static double meanLoss(LlamaDecoder decoder, Adapters adapters, List<TokenizedInstruction> data) {
+        adapters.setTraining(false);
+        InstructionBatch b = InstructionBatch.of(data, 0);
+        adapters.setRowMask(b.batch().mask());
+        INDArray logits = decoder.forward(b.batch());
+        double loss = NextTokenLoss.forwardBackward(logits, b.batch(), b.lossMask(), logits.dup(),
+                org.nd4j.linalg.factory.Nd4j.create(logits.dataType(), b.batch().rows(), 1));
+        adapters.takeAuxiliaryLoss();
+        adapters.setRowMask(null);
+        return loss;
     }
 
     @Test
