@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -94,12 +95,7 @@ class AddedTokensTest {
         ObjectNode root = tree();
         addIt.accept(root);
 
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> read(root, extendsModelVocab, false));
-
-        String message = e.getMessage();
-        assertTrue(message.startsWith(SOURCE + ": field '" + field + "' "), message);
-        assertTrue(message.contains(value), message);
-        assertTrue(message.contains("; expected "), message);
+        assertRejectedNaming(SOURCE, field, value, () -> read(root, extendsModelVocab, false));
     }
 
     @Test
@@ -112,7 +108,17 @@ class AddedTokensTest {
         assertEquals(1, read(root, true, false).tokens().size());
     }
 
-    // --- helpers ---
+    // --- helpers, the first shared with PostProcessorTemplateTest ---
+
+    /** {@code read} fails with a message naming the file, the field, what it holds and what was expected. */
+    static void assertRejectedNaming(String source, String field, String value, Executable read) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, read);
+
+        String message = e.getMessage();
+        assertTrue(message.startsWith(source + ": field '" + field + "' "), message);
+        assertTrue(message.contains(value), message);
+        assertTrue(message.contains("; expected "), message);
+    }
 
     private static Arguments rejected(String description, String field, String value, boolean extendsModelVocab, Consumer<ObjectNode> addIt) {
         return Arguments.of(description, field, value, extendsModelVocab, addIt);

@@ -14,6 +14,7 @@ import java.util.Map;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
 
+import static dev.moelora.model.tokenizer.AddedTokensTest.assertRejectedNaming;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -136,12 +137,7 @@ class PostProcessorTemplateTest {
         breakIt.accept(post);
         TokenizerJson json = json(post);
 
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> read(template, json, post));
-
-        String message = e.getMessage();
-        assertTrue(message.startsWith(SOURCE + ": field '" + field + "' "), message);
-        assertTrue(message.contains(value), message);
-        assertTrue(message.contains("; expected "), message);
+        assertRejectedNaming(SOURCE, field, value, () -> read(template, json, post));
     }
 
     // --- helpers ---
