@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import java.io.InputStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -57,13 +56,10 @@ public final class BpeTokenizer {
 
     private final List<UnaryOperator<String>> normalizers;
     private final PreTokenizer preTokenizer;
-    private final AddedTokenMatcher rawAddedTokens;
-    private final AddedTokenMatcher normalizedAddedTokens;
+    private final AddedTokens addedTokens;
     private final BpeDecoder decoder;
 
-    /** Ids the post-processor puts before and after the text, {@code (P)} and {@code (S)}. */
-    private final int[] templatePrefix;
-    private final int[] templateSuffix;
+    private final PostProcessorTemplate template;
     private final OptionalInt bosId;
     private final OptionalInt eosId;
     private final OptionalInt padId;
@@ -85,26 +81,22 @@ public final class BpeTokenizer {
         this.preTokenizer = readPreTokenizer(json, json.optionalObject(root, "pre_tokenizer", "pre_tokenizer", "a pre-tokenizer object or null"));
         this.decoder = BpeDecoder.read(json, json.optionalObject(root, "decoder", "decoder", "a decoder object or null"));
 
-        List<AddedToken> added = readAddedTokens(json);
-        this.tokenById = denseVocabulary(json, added);
+        // Added tokens may be new ids beyond the model's vocabulary (GPT-2's <|endoftext|> is).
+        this.addedTokens = AddedTokens.read(json, model.vocab(), true, !normalizers.isEmpty());
+        this.tokenById = denseVocabulary(json, addedTokens.tokens());
         this.idByToken = new HashMap<>(model.vocab());
         this.special = new boolean[tokenById.length];
-        List<AddedToken> raw = new ArrayList<>();
-        List<AddedToken> normalized = new ArrayList<>();
-        for (AddedToken token : added) {
+        for (AddedTokens.Token token : addedTokens.tokens()) {
             idByToken.put(token.content(), token.id());
             special[token.id()] = token.special();
-            (token.normalized() ? normalized : raw).add(token);
         }
-        this.rawAddedTokens = new AddedTokenMatcher(raw);
-        this.normalizedAddedTokens = new AddedTokenMatcher(normalized);
 
-        int[][] template = readTemplate(json, json.optionalObject(root, "post_processor", "post_processor",
+        this.template = readTemplate(json, json.optionalObject(root, "post_processor", "post_processor",
                 "a post-processor object or null"));
-        this.templatePrefix = template[0];
-        this.templateSuffix = template[1];
-        this.bosId = templatePrefix.length == 1 ? OptionalInt.of(templatePrefix[0]) : conventionalSpecial(CONVENTIONAL_BOS);
-        this.eosId = templateSuffix.length == 1 ? OptionalInt.of(templateSuffix[0]) : conventionalSpecial(CONVENTIONAL_EOS);
+        int[] leading = template.leadingIds();
+        int[] trailing = template.trailingIds();
+        this.bosId = leading.length == 1 ? OptionalInt.of(leading[0]) : conventionalSpecial(CONVENTIONAL_BOS);
+        this.eosId = trailing.length == 1 ? OptionalInt.of(trailing[0]) : conventionalSpecial(CONVENTIONAL_EOS);
         this.padId = readPadId(json);
         this.unkId = model.unkId() < 0 ? OptionalInt.empty() : OptionalInt.of(model.unkId());
     }
@@ -120,24 +112,9 @@ public final class BpeTokenizer {
      */
     public int[] encode(String text, boolean addSpecialTokens) {
         IntStream.Builder ids = IntStream.builder();
-        if (addSpecialTokens) {
-            IntStream.of(templatePrefix).forEach(ids::add);
-        }
-        rawAddedTokens.split(wellFormed(text), new AddedTokenMatcher.Visitor() {
-            @Override
-            public void text(String segment, int offset) {
-                appendSegment(segment, offset == 0, ids);
-            }
-
-            @Override
-            public void token(int id) {
-                ids.add(id);
-            }
-        });
-        if (addSpecialTokens) {
-            IntStream.of(templateSuffix).forEach(ids::add);
-        }
-        return ids.build().toArray();
+        addedTokens.splitRaw(wellFormed(text), (segment, offset) -> appendSegment(segment, offset == 0, ids), ids::add);
+        int[] plain = ids.build().toArray();
+        return addSpecialTokens ? template.apply(plain).ids() : plain;
     }
 
     /** The text of {@code ids}, special tokens included. */
@@ -208,21 +185,13 @@ public final class BpeTokenizer {
         for (UnaryOperator<String> normalizer : normalizers) {
             normalized = normalizer.apply(normalized);
         }
-        normalizedAddedTokens.split(normalized, new AddedTokenMatcher.Visitor() {
-            @Override
-            public void text(String piece, int offset) {
-                for (String word : preTokenizer.words(piece, atInputStart && offset == 0)) {
-                    if (!word.isEmpty()) {
-                        IntStream.of(model.ids(word)).forEach(ids::add);
-                    }
+        addedTokens.splitNormalized(normalized, (piece, offset) -> {
+            for (String word : preTokenizer.words(piece, atInputStart && offset == 0)) {
+                if (!word.isEmpty()) {
+                    IntStream.of(model.ids(word)).forEach(ids::add);
                 }
             }
-
-            @Override
-            public void token(int id) {
-                ids.add(id);
-            }
-        });
+        }, ids::add);
     }
 
     /** Rust strings cannot hold an unpaired surrogate; the reference's bindings turn one into U+FFFD before tokenizing. */
@@ -252,69 +221,6 @@ public final class BpeTokenizer {
     private interface PreTokenizer {
         /** The words of one piece of normalized text; {@code atInputStart} says whether it begins the whole input. */
         List<String> words(String piece, boolean atInputStart);
-    }
-
-    /**
-     * @param normalized matched in the normalized text rather than the raw input
-     * @param special left out by {@code decode(ids, true)}
-     */
-    private record AddedToken(String content, int id, boolean special, boolean normalized) {}
-
-    /**
-     * Splits text on a set of added tokens, leftmost-longest as tokenizers' Aho-Corasick matcher does
-     * ({@code MatchKind::LeftmostLongest}): at the first position where any token starts, the longest wins.
-     */
-    private static final class AddedTokenMatcher {
-
-        interface Visitor {
-            /** A non-empty stretch of text between matches, starting at {@code offset} of the split text. */
-            void text(String stretch, int offset);
-
-            void token(int id);
-        }
-
-        /** Tokens by first character, longest first. */
-        private final Map<Character, List<AddedToken>> byFirstChar = new HashMap<>();
-
-        AddedTokenMatcher(List<AddedToken> tokens) {
-            for (AddedToken token : tokens) {
-                byFirstChar.computeIfAbsent(token.content().charAt(0), c -> new ArrayList<>()).add(token);
-            }
-            byFirstChar.values().forEach(list -> list.sort(Comparator.comparingInt((AddedToken t) -> t.content().length()).reversed()));
-        }
-
-        void split(String text, Visitor visitor) {
-            int start = 0;
-            int i = 0;
-            while (i < text.length()) {
-                AddedToken match = matchAt(text, i);
-                if (match == null) {
-                    i++;
-                    continue;
-                }
-                if (i > start) {
-                    visitor.text(text.substring(start, i), start);
-                }
-                visitor.token(match.id());
-                i += match.content().length();
-                start = i;
-            }
-            if (start < text.length()) {
-                visitor.text(text.substring(start), start);
-            }
-        }
-
-        private AddedToken matchAt(String text, int index) {
-            List<AddedToken> candidates = byFirstChar.get(text.charAt(index));
-            if (candidates != null) {
-                for (AddedToken token : candidates) {
-                    if (text.startsWith(token.content(), index)) {
-                        return token;
-                    }
-                }
-            }
-            return null;
-        }
     }
 
     // --- reading tokenizer.json ---
@@ -372,52 +278,12 @@ public final class BpeTokenizer {
         return (piece, atInputStart) -> ByteLevel.words(piece, addPrefixSpace, useRegex);
     }
 
-    private List<AddedToken> readAddedTokens(TokenizerJson json) {
-        JsonNode array = json.array(json.root, "added_tokens", "added_tokens", "an array of added tokens");
-        List<AddedToken> tokens = new ArrayList<>();
-        Map<String, Integer> seen = new HashMap<>();
-        boolean hasNormalizer = !normalizers.isEmpty();
-        for (int i = 0; i < array.size(); i++) {
-            String path = "added_tokens[" + i + "]";
-            JsonNode token = array.get(i);
-            if (!token.isObject()) {
-                throw json.fail(path, "is " + TokenizerJson.abbreviate(token), "an added-token object");
-            }
-            String content = json.text(token, "content", path + ".content");
-            if (content.isEmpty()) {
-                throw json.fail(path + ".content", "is empty", "the token's non-empty text");
-            }
-            int id = json.nonNegativeInt(token, "id", path + ".id");
-            Integer vocabId = model.vocab().get(content);
-            if (vocabId != null && vocabId != id) {
-                throw json.fail(path + ".id", "is " + id + " for \"" + content + "\"", "the id model.vocab gives it (" + vocabId + ")");
-            }
-            Integer previous = seen.put(content, id);
-            if (previous != null) {
-                throw json.fail(path + ".content", "repeats \"" + content + "\"", "each added token once");
-            }
-            // These flags widen where a token matches (across word boundaries, swallowing spaces); not implemented.
-            for (String flag : List.of("single_word", "lstrip", "rstrip")) {
-                if (json.bool(token, flag, path + "." + flag)) {
-                    throw json.fail(path + "." + flag, "is true", "false (matching " + flag + " added tokens is not implemented)");
-                }
-            }
-            boolean normalized = json.bool(token, "normalized", path + ".normalized");
-            if (normalized && hasNormalizer) {
-                throw json.fail(path + ".normalized", "is true while the file has a normalizer",
-                        "false (matching added tokens in normalized text is implemented only without a normalizer)");
-            }
-            tokens.add(new AddedToken(content, id, json.bool(token, "special", path + ".special"), normalized));
-        }
-        return tokens;
-    }
-
     /** Model vocabulary and added tokens as one table; ids must be 0..V-1, each used once, so that V is the embedding rows. */
-    private String[] denseVocabulary(TokenizerJson json, List<AddedToken> added) {
+    private String[] denseVocabulary(TokenizerJson json, List<AddedTokens.Token> added) {
         Map<Integer, String> byId = new HashMap<>();
         model.vocab().forEach((token, id) -> byId.put(id, token));
         for (int i = 0; i < added.size(); i++) {
-            AddedToken token = added.get(i);
+            AddedTokens.Token token = added.get(i);
             String existing = byId.putIfAbsent(token.id(), token.content());
             if (existing != null && !existing.equals(token.content())) {
                 throw json.fail("added_tokens[" + i + "].id", "is " + token.id() + " for \"" + token.content()
@@ -436,61 +302,12 @@ public final class BpeTokenizer {
         return tokens;
     }
 
-    /** Ids before and after the text, from a TemplateProcessing {@code single} template; none for ByteLevel or no post-processor. */
-    private int[][] readTemplate(TokenizerJson json, JsonNode post) {
-        int[][] none = {new int[0], new int[0]};
+    /** The {@code single} template of a TemplateProcessing post-processor; one that adds nothing for ByteLevel (offsets only) or none. */
+    private PostProcessorTemplate readTemplate(TokenizerJson json, JsonNode post) {
         if (post == null || json.type(post, "post_processor", POST_PROCESSOR_TYPES).equals("ByteLevel")) {
-            return none;
+            return PostProcessorTemplate.sequenceOnly(json.source);
         }
-        JsonNode single = json.array(post, "single", "post_processor.single", "an array of SpecialToken and Sequence pieces");
-        JsonNode specials = json.object(post, "special_tokens", "post_processor.special_tokens", "an object of special tokens");
-        List<Integer> prefix = new ArrayList<>();
-        List<Integer> suffix = new ArrayList<>();
-        boolean sequenceSeen = false;
-        for (int i = 0; i < single.size(); i++) {
-            String path = "post_processor.single[" + i + "]";
-            JsonNode piece = single.get(i);
-            if (piece.has("Sequence")) {
-                String id = json.text(piece.get("Sequence"), "id", path + ".Sequence.id");
-                if (!id.equals("A") || sequenceSeen) {
-                    throw json.fail(path + ".Sequence.id", "is \"" + id + "\"" + (sequenceSeen ? " a second time" : ""),
-                            "sequence \"A\" exactly once in a single-sequence template");
-                }
-                sequenceSeen = true;
-            } else if (piece.has("SpecialToken")) {
-                String name = json.text(piece.get("SpecialToken"), "id", path + ".SpecialToken.id");
-                for (int id : specialIds(json, specials, name)) {
-                    (sequenceSeen ? suffix : prefix).add(id);
-                }
-            } else {
-                throw json.fail(path, "is " + TokenizerJson.abbreviate(piece), "{\"SpecialToken\": ...} or {\"Sequence\": ...}");
-            }
-        }
-        if (!sequenceSeen) {
-            throw json.fail("post_processor.single", "has no Sequence piece", "sequence \"A\" exactly once");
-        }
-        return new int[][] {prefix.stream().mapToInt(Integer::intValue).toArray(), suffix.stream().mapToInt(Integer::intValue).toArray()};
-    }
-
-    private int[] specialIds(TokenizerJson json, JsonNode specials, String name) {
-        String path = "post_processor.special_tokens." + name;
-        JsonNode special = json.object(specials, name, path, "the ids and tokens of special token " + name);
-        JsonNode ids = special.get("ids");
-        JsonNode tokens = special.get("tokens");
-        if (ids == null || !ids.isArray() || tokens == null || !tokens.isArray() || ids.size() != tokens.size()) {
-            throw json.fail(path, "is " + TokenizerJson.abbreviate(special), "equally long \"ids\" and \"tokens\" arrays");
-        }
-        int[] result = new int[ids.size()];
-        for (int k = 0; k < result.length; k++) {
-            String token = tokens.get(k).asText();
-            int id = tokenId(token);
-            if (!ids.get(k).isInt() || id < 0 || id != ids.get(k).intValue()) {
-                throw json.fail(path + ".ids[" + k + "]", "is " + ids.get(k) + " for \"" + token + "\"",
-                        "the id the vocabulary gives it (" + (id < 0 ? "absent" : id) + ")");
-            }
-            result[k] = id;
-        }
-        return result;
+        return PostProcessorTemplate.single(json, post, this::tokenId);
     }
 
     private OptionalInt readPadId(TokenizerJson json) {

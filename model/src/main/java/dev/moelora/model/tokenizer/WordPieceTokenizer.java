@@ -8,7 +8,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.text.Normalizer;
 import java.util.ArrayList;
-import java.util.Comparator;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
@@ -45,11 +45,10 @@ public final class WordPieceTokenizer {
     private final String continuingSubwordPrefix;
     private final int maxInputCharsPerWord;
 
-    /** Longest first, so the first one that matches at a position is the leftmost-longest match. */
-    private final List<String> addedTokens;
+    private final AddedTokens addedTokens;
 
-    private final List<TemplatePiece> singleTemplate;
-    private final List<TemplatePiece> pairTemplate;
+    private final PostProcessorTemplate singleTemplate;
+    private final PostProcessorTemplate pairTemplate;
 
     private final int unkId;
     private final int padId;
@@ -121,35 +120,25 @@ public final class WordPieceTokenizer {
         JsonNode preTokenizer = json.object(root, "pre_tokenizer", "pre_tokenizer", "a BertPreTokenizer");
         json.type(preTokenizer, "pre_tokenizer", List.of("BertPreTokenizer"));
 
-        this.addedTokens = readAddedTokens(json);
+        // Every added token is a model.vocab entry (tokenById is model.vocab alone), and BertNormalizer is always there.
+        this.addedTokens = AddedTokens.read(json, vocab, false, true);
 
         JsonNode post = json.object(root, "post_processor", "post_processor", "a TemplateProcessing post-processor");
         json.type(post, "post_processor", List.of("TemplateProcessing"));
-        JsonNode specials = json.object(post, "special_tokens", "post_processor.special_tokens", "an object of special tokens");
-        this.singleTemplate = readTemplate(json, post, "single", specials, List.of("A"));
-        this.pairTemplate = readTemplate(json, post, "pair", specials, List.of("A", "B"));
+        this.singleTemplate = PostProcessorTemplate.single(json, post, this::tokenId);
+        this.pairTemplate = PostProcessorTemplate.pair(json, post, this::tokenId);
     }
 
     /** Word pieces of {@code text} as strings, without special tokens or truncation. */
     public List<String> tokenize(String text) {
-        List<Integer> ids = new ArrayList<>();
-        appendPieceIds(text, ids);
-        List<String> pieces = new ArrayList<>(ids.size());
-        for (int id : ids) {
-            pieces.add(tokenById[id]);
-        }
-        return pieces;
+        return Arrays.stream(pieceIds(text)).mapToObj(id -> tokenById[id]).toList();
     }
 
     /** {@code [CLS] text [SEP]}, cut from the right so that the whole encoding has at most {@code maxLength} ids. */
     public Encoding encode(String text, int maxLength) {
-        int budget = maxLength - specialCount(singleTemplate);
-        if (budget < 0) {
-            throw tooShort(maxLength, singleTemplate, "single");
-        }
-        List<Integer> ids = new ArrayList<>();
-        appendPieceIds(text, ids);
-        return applyTemplate(singleTemplate, List.of(ids.subList(0, Math.min(ids.size(), budget))));
+        int budget = singleTemplate.budget(maxLength);
+        int[] ids = pieceIds(text);
+        return singleTemplate.apply(Arrays.copyOf(ids, Math.min(ids.length, budget)));
     }
 
     /**
@@ -157,16 +146,11 @@ public final class WordPieceTokenizer {
      * LongestFirst strategy so that the whole encoding has at most {@code maxLength} ids.
      */
     public Encoding encodePair(String first, String second, int maxLength) {
-        int budget = maxLength - specialCount(pairTemplate);
-        if (budget < 0) {
-            throw tooShort(maxLength, pairTemplate, "pair");
-        }
-        List<Integer> a = new ArrayList<>();
-        List<Integer> b = new ArrayList<>();
-        appendPieceIds(first, a);
-        appendPieceIds(second, b);
-        int[] kept = longestFirst(a.size(), b.size(), budget);
-        return applyTemplate(pairTemplate, List.of(a.subList(0, kept[0]), b.subList(0, kept[1])));
+        int budget = pairTemplate.budget(maxLength);
+        int[] a = pieceIds(first);
+        int[] b = pieceIds(second);
+        int[] kept = longestFirst(a.length, b.length, budget);
+        return pairTemplate.apply(Arrays.copyOf(a, kept[0]), Arrays.copyOf(b, kept[1]));
     }
 
     public int tokenId(String token) {
@@ -228,42 +212,18 @@ public final class WordPieceTokenizer {
     }
 
     /**
-     * Added tokens are matched in the raw text before normalization (all of them are
-     * {@code normalized: false}), so a literal "[SEP]" in the input is the separator, as in tokenizers.
+     * Word-piece ids of {@code text} without specials. Added tokens are matched in the raw text before
+     * normalization (all of them are {@code normalized: false}), so a literal "[SEP]" in the input is
+     * the separator, as in tokenizers.
      */
-    private void appendPieceIds(String text, List<Integer> out) {
-        int segmentStart = 0;
-        int i = 0;
-        while (i < text.length()) {
-            String added = addedTokenAt(text, i);
-            if (added == null) {
-                i++;
-                continue;
+    private int[] pieceIds(String text) {
+        List<Integer> ids = new ArrayList<>();
+        addedTokens.splitRaw(text, (segment, offset) -> {
+            for (String word : preTokenize(normalize(segment))) {
+                appendWordPieces(word, ids);
             }
-            appendSegmentIds(text.substring(segmentStart, i), out);
-            out.add(vocab.get(added));
-            i += added.length();
-            segmentStart = i;
-        }
-        appendSegmentIds(text.substring(segmentStart), out);
-    }
-
-    private String addedTokenAt(String text, int index) {
-        for (String token : addedTokens) {
-            if (text.startsWith(token, index)) {
-                return token;
-            }
-        }
-        return null;
-    }
-
-    private void appendSegmentIds(String segment, List<Integer> out) {
-        if (segment.isEmpty()) {
-            return;
-        }
-        for (String word : preTokenize(normalize(segment))) {
-            appendWordPieces(word, out);
-        }
+        }, ids::add);
+        return ids.stream().mapToInt(Integer::intValue).toArray();
     }
 
     /** BertNormalizer, steps in tokenizers' order: clean, space CJK, strip accents, lowercase. */
@@ -356,45 +316,6 @@ public final class WordPieceTokenizer {
         }
     }
 
-    private static Encoding applyTemplate(List<TemplatePiece> template, List<List<Integer>> sequences) {
-        List<Integer> ids = new ArrayList<>();
-        List<Integer> typeIds = new ArrayList<>();
-        for (TemplatePiece piece : template) {
-            if (piece instanceof SpecialPiece special) {
-                for (int id : special.ids()) {
-                    ids.add(id);
-                    typeIds.add(special.typeId());
-                }
-            } else if (piece instanceof SequencePiece sequence) {
-                for (int id : sequences.get(sequence.index())) {
-                    ids.add(id);
-                    typeIds.add(sequence.typeId());
-                }
-            }
-        }
-        return new Encoding(toArray(ids), toArray(typeIds));
-    }
-
-    private static int[] toArray(List<Integer> values) {
-        return values.stream().mapToInt(Integer::intValue).toArray();
-    }
-
-    private static int specialCount(List<TemplatePiece> template) {
-        int count = 0;
-        for (TemplatePiece piece : template) {
-            if (piece instanceof SpecialPiece special) {
-                count += special.ids().length;
-            }
-        }
-        return count;
-    }
-
-    private IllegalArgumentException tooShort(int maxLength, List<TemplatePiece> template, String templateName) {
-        return new IllegalArgumentException("maxLength " + maxLength + " cannot hold the " + specialCount(template)
-                + " special tokens that field 'post_processor." + templateName + "' of " + source
-                + " adds; expected maxLength >= " + specialCount(template));
-    }
-
     // --- Unicode classes, as tokenizers defines them (Rust char methods and the unicode_categories crate) ---
 
     /** Rust's char::is_whitespace (the Unicode White_Space property); Java's isWhitespace differs (no NBSP, has U+001C..U+001F). */
@@ -440,94 +361,6 @@ public final class WordPieceTokenizer {
     }
 
     // --- reading tokenizer.json ---
-
-    private sealed interface TemplatePiece permits SpecialPiece, SequencePiece {}
-
-    /** @param ids the special token's ids, {@code (S)} */
-    private record SpecialPiece(int[] ids, int typeId) implements TemplatePiece {}
-
-    /** @param index 0 for sequence "A", 1 for "B" */
-    private record SequencePiece(int index, int typeId) implements TemplatePiece {}
-
-    private List<String> readAddedTokens(TokenizerJson json) {
-        JsonNode array = json.array(json.root, "added_tokens", "added_tokens", "an array of added tokens");
-        List<String> tokens = new ArrayList<>();
-        for (int i = 0; i < array.size(); i++) {
-            String path = "added_tokens[" + i + "]";
-            JsonNode token = array.get(i);
-            String content = json.text(token, "content", path + ".content");
-            int id = json.nonNegativeInt(token, "id", path + ".id");
-            Integer vocabId = vocab.get(content);
-            if (vocabId == null || vocabId != id) {
-                throw json.fail(path + ".id", "is " + id + " for \"" + content + "\"",
-                        "the id model.vocab gives it (" + (vocabId == null ? "absent" : vocabId) + ")");
-            }
-            // These flags change where an added token matches; only the all-false case is implemented.
-            for (String flag : List.of("single_word", "lstrip", "rstrip", "normalized")) {
-                if (json.bool(token, flag, path + "." + flag)) {
-                    throw json.fail(path + "." + flag, "is true", "false (matching " + flag + " added tokens is not implemented)");
-                }
-            }
-            tokens.add(content);
-        }
-        tokens.sort(Comparator.comparingInt(String::length).reversed());
-        return List.copyOf(tokens);
-    }
-
-    private List<TemplatePiece> readTemplate(TokenizerJson json, JsonNode post, String name, JsonNode specials, List<String> sequenceNames) {
-        String path = "post_processor." + name;
-        JsonNode array = json.array(post, name, path, "an array of SpecialToken and Sequence pieces");
-        List<TemplatePiece> pieces = new ArrayList<>();
-        int[] seen = new int[sequenceNames.size()];
-        for (int i = 0; i < array.size(); i++) {
-            String piecePath = path + "[" + i + "]";
-            JsonNode piece = array.get(i);
-            if (piece.has("SpecialToken")) {
-                JsonNode special = piece.get("SpecialToken");
-                String tokenName = json.text(special, "id", piecePath + ".SpecialToken.id");
-                pieces.add(new SpecialPiece(specialIds(json, specials, tokenName),
-                        json.nonNegativeInt(special, "type_id", piecePath + ".SpecialToken.type_id")));
-            } else if (piece.has("Sequence")) {
-                JsonNode sequence = piece.get("Sequence");
-                String sequenceName = json.text(sequence, "id", piecePath + ".Sequence.id");
-                int index = sequenceNames.indexOf(sequenceName);
-                if (index < 0) {
-                    throw json.fail(piecePath + ".Sequence.id", "is \"" + sequenceName + "\"", "one of " + sequenceNames);
-                }
-                seen[index]++;
-                pieces.add(new SequencePiece(index, json.nonNegativeInt(sequence, "type_id", piecePath + ".Sequence.type_id")));
-            } else {
-                throw json.fail(piecePath, "is " + TokenizerJson.abbreviate(piece), "{\"SpecialToken\": ...} or {\"Sequence\": ...}");
-            }
-        }
-        for (int k = 0; k < seen.length; k++) {
-            if (seen[k] != 1) {
-                throw json.fail(path, "uses sequence \"" + sequenceNames.get(k) + "\" " + seen[k] + " times", "exactly once");
-            }
-        }
-        return List.copyOf(pieces);
-    }
-
-    private int[] specialIds(TokenizerJson json, JsonNode specials, String tokenName) {
-        String path = "post_processor.special_tokens." + tokenName;
-        JsonNode special = json.object(specials, tokenName, path, "the ids and tokens of special token " + tokenName);
-        JsonNode ids = special.get("ids");
-        JsonNode tokens = special.get("tokens");
-        if (ids == null || !ids.isArray() || tokens == null || !tokens.isArray() || ids.size() != tokens.size()) {
-            throw json.fail(path, "is " + TokenizerJson.abbreviate(special), "equally long \"ids\" and \"tokens\" arrays");
-        }
-        int[] result = new int[ids.size()];
-        for (int k = 0; k < result.length; k++) {
-            String token = tokens.get(k).asText();
-            Integer vocabId = vocab.get(token);
-            if (!ids.get(k).isInt() || vocabId == null || vocabId != ids.get(k).intValue()) {
-                throw json.fail(path + ".ids[" + k + "]", "is " + ids.get(k) + " for \"" + token + "\"",
-                        "the id model.vocab gives it (" + (vocabId == null ? "absent" : vocabId) + ")");
-            }
-            result[k] = vocabId;
-        }
-        return result;
-    }
 
     private int vocabId(TokenizerJson json, String token, String path) {
         Integer id = vocab.get(token);
