@@ -25,6 +25,10 @@ import org.slf4j.LoggerFactory;
  * the routers' dispatches (rows in, H out; dL/dH in, dL/dX out) over Aeron, and the
  * coordinator's step commands (reduce, apply, save) over Pekko. It must be spawned on a pinned
  * dispatcher: its computation blocks its thread. It never sees the trunk or the gates.
+ *
+ * <p>A dispatch it cannot compute is answered with a FAILURE frame carrying the cause, and the
+ * expert goes on serving. A step command that throws stops the actor; its {@link ExpertNode}
+ * watches it and fails the request with the cause.
  */
 public final class ExpertActor {
     private static final Logger LOG = LoggerFactory.getLogger(ExpertActor.class);
@@ -103,18 +107,36 @@ public final class ExpertActor {
                 cols = setup.modules().get(module).dOut();
             }
         } catch (RuntimeException e) {
-            // The router waiting for this reply fails its step after its timeout, naming this expert.
-            LOG.error("expert {}: {} of module {} (step {}, micro-batch {}) failed", state.expert(), in.getDirection(), module,
-                    in.getStep(), slot, e);
+            // the router waiting for this answer fails its exchange at once with this text
+            String failure = "expert " + state.expert() + " could not compute the " + (backward ? Direction.BACKWARD_OUTPUT : Direction.FORWARD_OUTPUT)
+                    + " of module " + setup.modules().get(module).name() + " (layer " + in.getLayer() + ", step " + in.getStep()
+                    + ", micro-batch " + slot + "): " + describe(e);
+            LOG.error("{}; replied with a failure frame", failure, e);
+            setup.dataPlane().replyFailure(in.getSource(), answerTo(in, state.expert()).build(), failure);
             return;
         }
-        TensorFrameHeader reply = TensorFrameHeader.newBuilder(in)
+        TensorFrameHeader reply = answerTo(in, state.expert())
                 .setDirection(backward ? Direction.BACKWARD_OUTPUT : Direction.FORWARD_OUTPUT)
-                .setSource(state.expert())
                 .clearShape().addShape(rows).addShape(cols)
-                .clearChunkIndex().clearChunkCount().clearChunkOffset().clearPayloadCrc32C()
                 .build();
         setup.dataPlane().reply(in.getSource(), reply, out);
+    }
+
+    /** The dispatch's address (run, step, micro-batch, layer, module, expert) with this expert as the source and no chunking. */
+    private static TensorFrameHeader.Builder answerTo(TensorFrameHeader in, int expert) {
+        return TensorFrameHeader.newBuilder(in).setSource(expert)
+                .clearChunkIndex().clearChunkCount().clearChunkOffset().clearPayloadCrc32C();
+    }
+
+    /** The text a failure travels with: each cause's class and message, outermost first. */
+    static String describe(Throwable e) {
+        StringBuilder text = new StringBuilder();
+        int depth = 0;
+        for (Throwable t = e; t != null && depth < 8; t = t.getCause(), depth++) {
+            if (depth > 0) text.append("; caused by ");
+            text.append(t.getClass().getSimpleName()).append(": ").append(t.getMessage());
+        }
+        return text.toString();
     }
 
     private static Path save(ExpertState state, Path directory) throws java.io.IOException {

@@ -94,12 +94,23 @@ public final class ExpertDataPlane implements AutoCloseable {
 
     /** Sends an expert's reply to router {@code router}; called on that expert's thread only. */
     void reply(int router, TensorFrameHeader header, ByteBuffer payload) {
+        TensorFrameSender s = sender(router, header);
+        if (s != null) s.send(header, payload, payload.position(), payload.remaining());
+    }
+
+    /** Tells router {@code router} that the expert could not compute the answer {@code header} describes, and why; on that expert's thread only. */
+    void replyFailure(int router, TensorFrameHeader header, String failure) {
+        TensorFrameSender s = sender(router, header);
+        if (s != null) s.sendFailure(header, failure);
+    }
+
+    private TensorFrameSender sender(int router, TensorFrameHeader header) {
         TensorFrameSender[] s = senders.get(header.getExpert());
         if (router < 0 || router >= s.length) {
             LOG.warn("expert {}: a dispatch named router {}, but the run has {} routers; no reply", header.getExpert(), router, s.length);
-            return;
+            return null;
         }
-        s[router].send(header, payload, payload.position(), payload.remaining());
+        return s[router];
     }
 
     private ByteBuffer destination(TensorFrameHeader h) {

@@ -19,19 +19,25 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import org.apache.pekko.actor.ActorInitializationException;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorRefResolver;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.ChildFailed;
 import org.apache.pekko.actor.typed.DispatcherSelector;
+import org.apache.pekko.actor.typed.Terminated;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 
 /**
  * The expert side of a node: receives the coordinator's requests (Protobuf, over Pekko), spawns
  * one {@link ExpertActor} per hosted expert on its own pinned thread and device slot, and gathers
  * their answers to each request into one reply. One request is in flight at a time; a request
  * whose experts do not all answer within the timeout fails with a message naming the silent ones.
- * It never computes.
+ * It watches its experts: one that stops (an exception in its setup or a step command) fails the
+ * request in flight at once with the expert's cause, and every later request names it. It never
+ * computes.
  */
 public final class ExpertNode {
     public sealed interface Command {}
@@ -64,6 +70,7 @@ public final class ExpertNode {
     private final Duration timeout;
     private final ActorRefResolver resolver;
     private final Map<Integer, ActorRef<ExpertActor.Command>> experts = new TreeMap<>();
+    private final Map<Integer, String> stopped = new TreeMap<>(); // experts whose actor stopped, and why
     private int expected;
     // the request in flight
     private long requestId;
@@ -123,7 +130,26 @@ public final class ExpertNode {
                     kind = "";
                     return Behaviors.same();
                 })
+                .onSignal(ChildFailed.class, f -> expertStopped(f.getRef(), f.getCause() instanceof ActorInitializationException start
+                        && start.getCause() != null ? "could not start: " + ExpertActor.describe(start.getCause())
+                        : ExpertActor.describe(f.getCause()), timers))
+                .onSignal(Terminated.class, t -> expertStopped(t.getRef(), "without a failure", timers))
                 .build());
+    }
+
+    /** An expert's actor is gone: fail the request in flight if it still waits for that expert; later requests are refused. */
+    private Behavior<Command> expertStopped(ActorRef<Void> ref, String why, TimerScheduler<Command> timers) {
+        Integer expert = null;
+        for (Map.Entry<Integer, ActorRef<ExpertActor.Command>> e : experts.entrySet()) if (e.getValue().equals(ref)) expert = e.getKey();
+        if (expert == null) return Behaviors.same();
+        stopped.put(expert, why);
+        ctx.getLog().error("{}: expert {} stopped ({})", name, expert, why);
+        if (!kind.isEmpty() && !answers.containsKey(expert)) {
+            timers.cancelAll();
+            reply(replyTo, failed(kind + " failed: expert " + expert + " stopped (" + why + ")"));
+            kind = "";
+        }
+        return Behaviors.same();
     }
 
     private ActorRef<CoordinatorEvent> resolve(String ref) {
@@ -131,6 +157,10 @@ public final class ExpertNode {
     }
 
     private void handle(ExpertRequest request) {
+        if (request.getRequestCase() != ExpertRequest.RequestCase.INIT && !stopped.isEmpty()) {
+            reply(replyTo, failed(request.getRequestCase().name().toLowerCase(java.util.Locale.ROOT) + " refused: experts stopped earlier: " + stopped));
+            return;
+        }
         switch (request.getRequestCase()) {
             case INIT -> init(request.getInit());
             case REDUCE -> {
@@ -180,6 +210,7 @@ public final class ExpertNode {
                     s.adapterSeed(), s.weightDecay(), init.getMicroBatches(), dataPlane);
             ActorRef<ExpertActor.Command> ref = ctx.spawn(ExpertActor.create(setup, started), "expert-" + p.getExpert(),
                     DispatcherSelector.fromConfig("moelora.expert-dispatcher"));
+            ctx.watch(ref);
             experts.put(p.getExpert(), ref);
             ctx.getLog().debug("{}: expert {} on {} device slot {}", name, p.getExpert(), DeviceSlots.kind(), p.getDevice());
         }
@@ -189,7 +220,7 @@ public final class ExpertNode {
         }
     }
 
-    private Behavior<Command> answer(int expert, Object answer, org.apache.pekko.actor.typed.javadsl.TimerScheduler<Command> timers) {
+    private Behavior<Command> answer(int expert, Object answer, TimerScheduler<Command> timers) {
         if (kind.isEmpty()) return Behaviors.same();
         answers.put(expert, answer);
         int want = kind.equals("init") ? expected : experts.size();

@@ -25,7 +25,8 @@ import org.nd4j.linalg.factory.Nd4j;
  * <p>Not thread-safe by itself: the data-plane thread writes incoming rows into the buffers it
  * hands out ({@link #input}) and then tells the expert's actor, which alone computes.
  * Buffers grow to the largest rows seen and are then reused: after the first steps nothing is
- * allocated.
+ * allocated. A backward must match the forward before it in its slot and module (same rows, once):
+ * anything else would compute on rows that are not the forward's, so it is refused.
  */
 final class ExpertState {
     private final int expert;
@@ -39,6 +40,7 @@ final class ExpertState {
     private final INDArray[][] slotB;     // (slots, modules) (D, R) dB of each micro-batch
     private final AdamW optimizer;
     private final Rows[][] x;             // (slots, modules) (n, C) the forward's rows; backward overwrites them with dX
+    private final long[][] forwarded;     // (slots, modules) rows of the forward a backward may still take; -1 when none
     private final Rows[][] h1;            // (slots, modules) (n, R)
     private final Rows[][] dh;            // (slots, modules) (n, D) dL/dH received
     private final Rows out;               // (n, D) H of any module, sent right after it is computed
@@ -116,6 +118,7 @@ final class ExpertState {
         slotA = new INDArray[slots][m];
         slotB = new INDArray[slots][m];
         x = new Rows[slots][m];
+        forwarded = new long[slots][m];
         h1 = new Rows[slots][m];
         dh = new Rows[slots][m];
         for (int s = 0; s < slots; s++) {
@@ -123,6 +126,7 @@ final class ExpertState {
                 MoeLora.ModuleShape shape = modules.get(i);
                 slotA[s][i] = Nd4j.zeros(DataType.FLOAT, rank, shape.dIn());
                 slotB[s][i] = Nd4j.zeros(DataType.FLOAT, shape.dOut(), rank);
+                forwarded[s][i] = -1;
                 x[s][i] = new Rows("expert " + expert + " " + shape.name() + " x", shape.dIn());
                 h1[s][i] = new Rows("expert " + expert + " " + shape.name() + " h1", rank);
                 dh[s][i] = new Rows("expert " + expert + " " + shape.name() + " dh", shape.dOut());
@@ -156,14 +160,27 @@ final class ExpertState {
         long d = modules.get(module).dOut();
         INDArray xs = x[slot][module].view(rows), h = out.matrix(rows, d);
         LowRankExpert.forward(xs, a[module].value(), b[module].value(), scale, h1[slot][module].view(rows), h);
+        forwarded[slot][module] = rows;
         return out.elements(rows * d);
     }
 
-    /** Adds the rows' gradient to slot's dA and dB; returns the bytes of dX (n, C) to send. */
+    /**
+     * Adds the rows' gradient to slot's dA and dB; returns the bytes of dX (n, C) to send.
+     *
+     * @throws IllegalStateException unless the last forward of this slot and module sent the same
+     *     number of rows and no backward has taken it yet (nothing is changed then)
+     */
     ByteBuffer backward(int slot, int module, long rows) {
+        long forwardRows = forwarded[slot][module];
+        if (forwardRows != rows) {
+            throw new IllegalStateException("expert " + expert + ", module " + modules.get(module).name() + ", micro-batch slot " + slot
+                    + ": a backward of " + rows + " rows, but " + (forwardRows < 0
+                    ? "no forward ran in this slot since its last backward" : "the forward sent " + forwardRows));
+        }
         INDArray xs = x[slot][module].view(rows);
         LowRankExpert.backward(dh[slot][module].view(rows), xs, h1[slot][module].view(rows), a[module].value(), b[module].value(),
                 scale, slotA[slot][module], slotB[slot][module], dh1.view(rows), xs);
+        forwarded[slot][module] = -1; // x now holds dX
         return x[slot][module].bytes(rows);
     }
 

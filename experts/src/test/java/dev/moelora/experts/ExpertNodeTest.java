@@ -46,6 +46,7 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -54,11 +55,17 @@ import org.nd4j.linalg.factory.Nd4j;
  * An expert node over real Aeron IPC, with this test playing the router: its experts answer
  * dispatches with exactly the single-process math (LowRankExpert, MicroBatchGradients, AdamW on
  * the same initial tensors), and malformed or unexpected frames are counted and dropped without
- * a reply while good ones are still served.
+ * a reply while good ones are still served. An expert that cannot compute answers with a FAILURE
+ * frame at once; one that throws on a step command fails the node's request at once.
  */
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
 class ExpertNodeTest {
     static final long RUN = 7;
     static final int C = 4, D = 3, ROWS = 5;
+    /** How long this test, as the router, waits for an answer (runtime.frame-timeout plays this part in a run). */
+    static final Duration FRAME_TIMEOUT = Duration.ofSeconds(30);
+    /** How long the node waits for its experts' answers to a request (runtime.timeout in a run). */
+    static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(30);
     static final MoeLoraConfig CONFIG = new MoeLoraConfig(2, 1, 2, 4, 0.0, List.of("m"), 0.01, 0.1, 0.1, 4);
     static final List<MoeLora.ModuleShape> MODULES = List.of(new MoeLora.ModuleShape("layer.0.m", C, D));
     static final long SEED = 11;
@@ -71,7 +78,8 @@ class ExpertNodeTest {
     FragmentAssembler assembler;
     TensorFrameSender toExperts;
     ByteBuffer answer = ByteBuffer.allocateDirect(ROWS * 8 * 4).order(ByteOrder.LITTLE_ENDIAN);
-    TensorFrameHeader answered;
+    TensorFrameHeader answered;     // the last answer or FAILURE frame
+    int received;                   // answers and FAILURE frames received so far
     final BlockingQueue<CoordinatorEvent> events = new LinkedBlockingQueue<>();
     ActorRef<ExpertRequest> node;
     String replyTo;
@@ -85,7 +93,7 @@ class ExpertNodeTest {
                         + "pekko.actor.allow-java-serialization = off").withFallback(ConfigFactory.load()));
         experts = new ExpertDataPlane(media, ipc, 1001, 2, Duration.ofSeconds(5));
         ActorRef<ExpertNode.Command> n = system.systemActorOf(ExpertNode.create("test-node", experts,
-                text -> new ExpertNode.Settings(CONFIG, SEED, 0.0), Duration.ofSeconds(20)), "experts", org.apache.pekko.actor.typed.Props.empty());
+                text -> new ExpertNode.Settings(CONFIG, SEED, 0.0), REQUEST_TIMEOUT), "experts", org.apache.pekko.actor.typed.Props.empty());
         node = system.systemActorOf(ExpertNode.requests(n), "requests", org.apache.pekko.actor.typed.Props.empty());
         ActorRef<CoordinatorEvent> inbox = system.systemActorOf(Behaviors.receiveMessage(e -> {
             events.add(e);
@@ -95,7 +103,8 @@ class ExpertNodeTest {
         replies = media.subscription(ipc, 2001);
         receiver = new TensorFrameReceiver(run -> run == RUN, new TensorFrameReceiver.Sink() {
             @Override public ByteBuffer destination(TensorFrameHeader h) { return answer.clear(); }
-            @Override public void onTensor(TensorFrameHeader h, ByteBuffer b) { answered = h; }
+            @Override public void onTensor(TensorFrameHeader h, ByteBuffer b) { answered = h; received++; }
+            @Override public boolean onFailure(TensorFrameHeader h) { answered = h; received++; return true; }
         });
         assembler = new FragmentAssembler(receiver);
         toExperts = new TensorFrameSender(media.publication(ipc, 1001), Duration.ofSeconds(5));
@@ -109,39 +118,70 @@ class ExpertNodeTest {
         media.close();
     }
 
+    /** The node's answer to a request, which must not be a failure. */
     private CoordinatorEvent request(ExpertRequest.Builder r) throws InterruptedException {
-        node.tell(r.setReplyTo(replyTo).build());
-        CoordinatorEvent e = events.poll(30, TimeUnit.SECONDS);
-        assertNotNull(e, "no answer from the expert node");
+        CoordinatorEvent e = answerTo(r);
         assertTrue(!e.hasFailed(), e.toString());
         return e;
     }
 
-    /** Sends a dispatch and returns the answer's floats, or null when none came within the time. */
-    private float[] dispatch(long run, int expert, Direction direction, INDArray rows, long cols, long waitMillis) {
+    /** The node's answer to a request, whatever it is, within twice the node's own request timeout. */
+    private CoordinatorEvent answerTo(ExpertRequest.Builder r) throws InterruptedException {
+        node.tell(r.setReplyTo(replyTo).build());
+        CoordinatorEvent e = events.poll(2 * REQUEST_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+        assertNotNull(e, "no answer from the expert node");
+        return e;
+    }
+
+    private CoordinatorEvent init(int... hosted) throws InterruptedException {
+        InitExperts.Builder init = InitExperts.newBuilder().setRunId(RUN).setConfig("unused by this settings reader").setMicroBatches(1)
+                .addModules(ModuleShape.newBuilder().setName(MODULES.get(0).name()).setDIn(C).setDOut(D))
+                .addRouters(DataEndpoint.newBuilder().setChannel(ChannelSettings.defaults().ipc()).setStream(2001));
+        for (int e : hosted) {
+            init.addHosted(ExpertPlacement.newBuilder().setExpert(e).setNode("test-node").setDevice(e));
+        }
+        return answerTo(ExpertRequest.newBuilder().setInit(init));
+    }
+
+    /** Sends a dispatch and returns the reply (an answer or a FAILURE frame), or null when none came within the time. */
+    private TensorFrameHeader exchange(long run, int expert, Direction direction, INDArray rows, long cols, Duration wait) {
         answered = null;
         ByteBuffer src = ByteBuffer.allocateDirect((int) rows.length() * 4).order(ByteOrder.LITTLE_ENDIAN);
         for (float f : rows.data().asFloat()) src.putFloat(f);
         TensorFrameHeader h = TensorFrameHeader.newBuilder().setRunId(run).setStep(0).setMicroBatch(0).setLayer(0).setModule(0)
                 .setExpert(expert).setSource(0).setDirection(direction).setDtype(DType.FLOAT32).addShape(rows.size(0)).addShape(cols).build();
         toExperts.send(h, src, 0, src.capacity());
-        long deadline = System.nanoTime() + waitMillis * 1_000_000;
+        long deadline = System.nanoTime() + wait.toNanos();
         while (answered == null && System.nanoTime() < deadline) replies.poll(assembler, 16);
-        if (answered == null) return null;
-        float[] out = new float[(int) (answered.getShape(0) * answered.getShape(1))];
+        return answered;
+    }
+
+    /** Sends a dispatch and returns the answer's floats, or null when nothing came within {@code waitMillis}; a FAILURE frame fails the test. */
+    private float[] dispatch(long run, int expert, Direction direction, INDArray rows, long cols, long waitMillis) {
+        TensorFrameHeader reply = exchange(run, expert, direction, rows, cols, Duration.ofMillis(waitMillis));
+        if (reply == null) return null;
+        assertTrue(reply.getDirection() != Direction.FAILURE, () -> "expert failed: " + reply.getFailure());
+        float[] out = new float[(int) (reply.getShape(0) * reply.getShape(1))];
         answer.position(0).asFloatBuffer().get(out);
         return out;
     }
 
+    /** Sends a dispatch the expert cannot compute; returns its FAILURE frame, which must come well before {@link #FRAME_TIMEOUT}. */
+    private TensorFrameHeader dispatchFailing(int expert, Direction direction, INDArray rows, long cols) {
+        long start = System.nanoTime();
+        TensorFrameHeader reply = exchange(RUN, expert, direction, rows, cols, FRAME_TIMEOUT);
+        Duration took = Duration.ofNanos(System.nanoTime() - start);
+        assertNotNull(reply, "no reply within " + FRAME_TIMEOUT);
+        assertEquals(Direction.FAILURE, reply.getDirection(), reply.toString());
+        assertTrue(took.compareTo(FRAME_TIMEOUT.dividedBy(5)) < 0, "the failure came only after " + took);
+        return reply;
+    }
+
     @Test
     void expertsAnswerWithTheSingleProcessMathAndDropWhatTheyCannotServe() throws Exception {
-        InitExperts.Builder init = InitExperts.newBuilder().setRunId(RUN).setConfig("unused by this settings reader").setMicroBatches(1)
-                .addModules(ModuleShape.newBuilder().setName(MODULES.get(0).name()).setDIn(C).setDOut(D))
-                .addRouters(DataEndpoint.newBuilder().setChannel(ChannelSettings.defaults().ipc()).setStream(2001));
-        for (int e = 0; e < 2; e++) {
-            init.addHosted(ExpertPlacement.newBuilder().setExpert(e).setNode("test-node").setDevice(e));
-        }
-        assertEquals(List.of(0, 1), request(ExpertRequest.newBuilder().setInit(init)).getExpertsReady().getExpertsList());
+        CoordinatorEvent ready = init(0, 1);
+        assertTrue(!ready.hasFailed(), ready.toString());
+        assertEquals(List.of(0, 1), ready.getExpertsReady().getExpertsList());
 
         // the reference: expert 1's tensors as the single-process module draws them, and its optimizer
         MoeLora.ModuleInit ref = MoeLora.initialise(MODULES, CONFIG, SEED, DataType.FLOAT).get(0);
@@ -177,12 +217,82 @@ class ExpertNodeTest {
         assertTrue(Math.abs(after[0]) > 0, "B moved away from zero");
 
         // what an expert cannot serve is dropped, counted, and not answered
+        int receivedBefore = received;
         assertNull(dispatch(RUN, 1, Direction.FORWARD_INPUT, rand(random, ROWS, C + 1), C + 1, 300), "wrong width");
         assertNull(dispatch(RUN + 1, 1, Direction.FORWARD_INPUT, x2, C, 300), "unknown run");
         assertNull(dispatch(RUN, 5, Direction.FORWARD_INPUT, x2, C, 300), "expert not hosted here");
         assertEquals(1, experts.receiver().dropped(FrameError.UNKNOWN_RUN));
         assertEquals(2, experts.receiver().dropped(FrameError.UNEXPECTED));
+        assertEquals(3, experts.receiver().droppedTotal());
         assertArrayEquals(h.data().asFloat(), dispatch(RUN, 1, Direction.FORWARD_INPUT, x2, C, 10_000), "still serving after the drops");
+        // expert 1 answers in order on one publication: an answer to a dropped frame would have come before this one
+        assertEquals(receivedBefore + 1, received, "the dropped dispatches were answered");
+    }
+
+    @Test
+    void anExpertThatCannotComputeAnswersWithAFailureFrameAtOnceAndGoesOnServing() throws Exception {
+        assertTrue(!init(0, 1).hasFailed());
+        MoeLora.ModuleInit ref = MoeLora.initialise(MODULES, CONFIG, SEED, DataType.FLOAT).get(0);
+        Parameter a = new Parameter("a", ref.a()[1].dup()), b = new Parameter("b", ref.b()[1].dup());
+        SplittableRandom random = new SplittableRandom(5);
+        INDArray x = rand(random, ROWS, C), dh = rand(random, ROWS, D);
+        INDArray h1 = Nd4j.create(DataType.FLOAT, ROWS, CONFIG.expertRank()), h = Nd4j.create(DataType.FLOAT, ROWS, D);
+        INDArray dh1 = Nd4j.create(DataType.FLOAT, ROWS, CONFIG.expertRank()), dx = Nd4j.create(DataType.FLOAT, ROWS, C);
+
+        TensorFrameHeader noForward = dispatchFailing(1, Direction.BACKWARD_INPUT, dh, D);
+        assertEquals(TensorFrameHeader.newBuilder().setRunId(RUN).setStep(0).setMicroBatch(0).setLayer(0).setModule(0).setExpert(1)
+                .setSource(1).setDirection(Direction.FAILURE).setChunkCount(1).setFailure(noForward.getFailure()).build(), noForward,
+                "addressed to the dispatch it answers, from expert 1");
+        assertContains(noForward.getFailure(), "expert 1 could not compute the BACKWARD_OUTPUT of module layer.0.m",
+                "step 0, micro-batch 0", "IllegalStateException", "a backward of 5 rows, but no forward ran in this slot");
+
+        LowRankExpert.forward(x, a.value(), b.value(), CONFIG.scale(), h1, h);
+        assertArrayEquals(h.data().asFloat(), dispatch(RUN, 1, Direction.FORWARD_INPUT, x, C, FRAME_TIMEOUT.toMillis()));
+        TensorFrameHeader tooManyRows = dispatchFailing(1, Direction.BACKWARD_INPUT, rand(random, ROWS + 2, D), D);
+        assertContains(tooManyRows.getFailure(), "a backward of 7 rows, but the forward sent 5");
+
+        // the failed backwards changed nothing: the backward of the forward's rows is the reference's, and so is the gradient
+        LowRankExpert.backward(dh, x.dup(), h1, a.value(), b.value(), CONFIG.scale(), a.grad(), b.grad(), dh1, dx);
+        assertArrayEquals(dx.data().asFloat(), dispatch(RUN, 1, Direction.BACKWARD_INPUT, dh, D, FRAME_TIMEOUT.toMillis()));
+        List<ParameterNorm> norms = request(ExpertRequest.newBuilder().setReduce(ReduceGradients.newBuilder().setStep(0).setMicroBatches(1)))
+                .getReduced().getNormsList();
+        assertEquals(AdamW.norm(a), norms.get(2).getNorm(), 0.0);
+        assertEquals(AdamW.norm(b), norms.get(3).getNorm(), 0.0);
+        assertEquals(0, experts.receiver().droppedTotal());
+    }
+
+    @Test
+    void aStepCommandAnExpertThrowsOnFailsTheRequestAtOnceWithTheCauseAndLaterRequestsNameTheExpert() throws Exception {
+        assertTrue(!init(0, 1).hasFailed());
+        long start = System.nanoTime();
+        CoordinatorEvent reduce = answerTo(ExpertRequest.newBuilder().setReduce(ReduceGradients.newBuilder().setStep(0).setMicroBatches(2)));
+        Duration took = Duration.ofNanos(System.nanoTime() - start);
+        assertTrue(reduce.hasFailed(), reduce.toString());
+        assertTrue(took.compareTo(REQUEST_TIMEOUT.dividedBy(5)) < 0, "the failure came only after " + took);
+        assertContains(reduce.getFailed().getMessage(), "test-node: reduce failed: expert ", " stopped (IllegalArgumentException: expert ",
+                ": 2 micro-batches, 1 gradient slots");
+
+        start = System.nanoTime();
+        CoordinatorEvent apply = answerTo(ExpertRequest.newBuilder().setApply(ApplyUpdate.newBuilder().setStep(0).setLr(0.05).setClipFactor(1)));
+        took = Duration.ofNanos(System.nanoTime() - start);
+        assertTrue(apply.hasFailed(), apply.toString());
+        assertTrue(took.compareTo(REQUEST_TIMEOUT.dividedBy(5)) < 0, "the refusal came only after " + took);
+        assertContains(apply.getFailed().getMessage(), "apply refused: experts stopped earlier: {", "2 micro-batches, 1 gradient slots");
+    }
+
+    @Test
+    void anExpertThatCannotStartFailsTheInitAtOnceWithTheCause() throws Exception {
+        long start = System.nanoTime();
+        CoordinatorEvent init = init(0, 3);
+        Duration took = Duration.ofNanos(System.nanoTime() - start);
+        assertTrue(init.hasFailed(), init.toString());
+        assertTrue(took.compareTo(REQUEST_TIMEOUT.dividedBy(5)) < 0, "the failure came only after " + took);
+        assertContains(init.getFailed().getMessage(), "test-node: init failed: expert 3 stopped (could not start: IllegalArgumentException: ",
+                "expert 3 is outside [0, adapter.experts = 2)");
+    }
+
+    private static void assertContains(String text, String... parts) {
+        for (String part : parts) assertTrue(text.contains(part), () -> "'" + part + "' missing from: " + text);
     }
 
     private static INDArray rand(SplittableRandom r, long rows, long cols) {

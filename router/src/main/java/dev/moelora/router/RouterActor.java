@@ -1,5 +1,8 @@
 package dev.moelora.router;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import dev.moelora.model.data.Task;
 import dev.moelora.model.moelora.MoeLora;
 import dev.moelora.model.moelora.MoeLoraAdapters;
@@ -50,6 +53,8 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * dispatcher: a micro-batch blocks its thread. It never holds an expert's parameters.
  */
 public final class RouterActor {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
     public sealed interface Command {}
 
     /** A request from the coordinator. */
@@ -214,19 +219,22 @@ public final class RouterActor {
         return r.build();
     }
 
-    private Evaluated evaluate() {
+    private Evaluated evaluate() throws JsonProcessingException {
         requireWork();
         work.adapters().setTraining(false);
         position.step = -1;
         position.micro = 0;
         List<Evaluation.TaskScore> scores = Evaluation.run(work.model(), work.tasks(), work.train().evalBatchSize());
-        StringBuilder json = new StringBuilder("[");
+        return Evaluated.newBuilder().setReportJson(reportJson(scores)).build();
+    }
+
+    /** The evaluation report: a JSON array with one {task, examples, correct, chance} object per task, in order. */
+    static String reportJson(List<Evaluation.TaskScore> scores) throws JsonProcessingException {
+        ArrayNode report = JSON.createArrayNode();
         for (Evaluation.TaskScore s : scores) {
-            if (json.length() > 1) json.append(',');
-            json.append(String.format(java.util.Locale.ROOT, "{\"task\":\"%s\",\"examples\":%d,\"correct\":%d,\"chance\":%s}",
-                    s.task().replace("\"", "\\\""), s.examples(), s.correct(), s.chance()));
+            report.addObject().put("task", s.task()).put("examples", s.examples()).put("correct", s.correct()).put("chance", s.chance());
         }
-        return Evaluated.newBuilder().setReportJson(json.append(']').toString()).build();
+        return JSON.writeValueAsString(report);
     }
 
     private Saved save(Path dir) throws java.io.IOException {

@@ -27,12 +27,25 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * their gradients) as tensor frames and polls the router's subscription until every expert
  * addressed has answered, writing each answer straight into the rows it belongs to. It also
  * all-gathers the router-side gradients (gates, heads) between data-parallel routers. Frames that
- * do not match what is awaited (stale, duplicate, wrong shape) are dropped and counted; a wait
- * that outlasts the timeout fails with the experts and nodes that did not answer.
+ * do not match what is awaited are dropped and counted by {@link NotAwaited} cause; an expert's
+ * FAILURE frame fails the exchange at once with the expert's message; a wait that outlasts the
+ * timeout fails with the experts and nodes that did not answer.
  */
 public final class RouterDataPlane implements AutoCloseable {
     /** Where an expert or a router listens. */
     public record Endpoint(String channel, int stream) {}
+
+    /** Why a well-formed frame was dropped: what it answers is not what this router awaits. */
+    public enum NotAwaited {
+        /** An answer (or FAILURE) for another exchange than the open one (other direction, step, micro-batch or module) or when none is open; a gradient of another step. */
+        STALE,
+        /** An answer from an expert the open exchange did not address, or outside the run; a frame of an input direction; a gradient of a micro-batch this router computed or outside the step, or of a tensor it does not have. */
+        MISADDRESSED,
+        /** A second answer (or FAILURE) from an expert that already answered in the open exchange; a second copy of a gradient tensor. */
+        DUPLICATE,
+        /** An answer whose shape is not (the rows sent, the module's output columns); a gradient with another element count than its tensor. */
+        MISSHAPEN
+    }
 
     private final DataPlane media;
     private int router;
@@ -46,16 +59,19 @@ public final class RouterDataPlane implements AutoCloseable {
     private TensorFrameSender[] expertSender = new TensorFrameSender[0]; // by expert: its node's publication
     private Endpoint[] expertEndpoint = new Endpoint[0];
     private TensorFrameSender[] routerSender = new TensorFrameSender[0]; // by router; null for this one
-    private long unexpected;
+    private final long[] notAwaited = new long[NotAwaited.values().length];
 
     // what the current exchange awaits
     private Direction awaited;
     private long step;
     private int micro, module;
-    private ByteBuffer[] answer = new ByteBuffer[0]; // by expert: where its answer goes, null when none is awaited
+    private boolean[] addressed = new boolean[0];    // by expert: sent rows in this exchange
+    private ByteBuffer[] answer = new ByteBuffer[0]; // by expert: where its answer goes, null once it answered (or if not addressed)
     private long[] answerRows = new long[0];
     private long answerCols;
     private int outstanding;
+    private int failedExpert = -1;                   // the expert whose FAILURE frame ended this exchange, -1 when none
+    private String failure;
 
     // the gradient all-gather of the current step
     private long gradientStep = Long.MIN_VALUE;
@@ -71,6 +87,7 @@ public final class RouterDataPlane implements AutoCloseable {
         this.receiver = new TensorFrameReceiver(run -> run == runId, new TensorFrameReceiver.Sink() {
             @Override public ByteBuffer destination(TensorFrameHeader h) { return RouterDataPlane.this.destination(h); }
             @Override public void onTensor(TensorFrameHeader h, ByteBuffer b) { RouterDataPlane.this.onTensor(h); }
+            @Override public boolean onFailure(TensorFrameHeader h) { return RouterDataPlane.this.onFailure(h); }
         });
         this.assembler = new FragmentAssembler(receiver);
     }
@@ -80,12 +97,20 @@ public final class RouterDataPlane implements AutoCloseable {
     /** Routers in the run (after {@link #startRun}). */
     int routers() { return routerSender.length; }
 
-    /** Frames dropped so far: malformed ones by kind (the receiver's counts) plus those nothing awaited. */
+    /**
+     * Frames dropped so far, by kind: the receiver's counts, except its UNEXPECTED, which are exactly
+     * the frames this router did not await, given by {@link NotAwaited} cause instead.
+     */
     public String droppedSummary() {
         Map<String, Long> out = new LinkedHashMap<>();
-        for (FrameError k : FrameError.values()) if (receiver.dropped(k) > 0) out.put(k.name(), receiver.dropped(k));
-        if (unexpected > 0) out.put("NOT_AWAITED", unexpected);
+        for (FrameError k : FrameError.values()) if (k != FrameError.UNEXPECTED && receiver.dropped(k) > 0) out.put(k.name(), receiver.dropped(k));
+        for (NotAwaited k : NotAwaited.values()) if (dropped(k) > 0) out.put(k.name(), dropped(k));
         return out.isEmpty() ? "none" : out.toString();
+    }
+
+    /** Well-formed frames dropped because nothing here awaited them, for {@code cause}; read on the router's thread. */
+    public long dropped(NotAwaited cause) {
+        return notAwaited[cause.ordinal()];
     }
 
     public TensorFrameReceiver receiver() { return receiver; }
@@ -109,6 +134,7 @@ public final class RouterDataPlane implements AutoCloseable {
         }
         routerSender = new TensorFrameSender[routers.size()];
         for (int r = 0; r < routers.size(); r++) if (r != router) routerSender[r] = sender(routers.get(r));
+        addressed = new boolean[experts.size()];
         answer = new ByteBuffer[experts.size()];
         answerRows = new long[experts.size()];
     }
@@ -130,6 +156,10 @@ public final class RouterDataPlane implements AutoCloseable {
      * Sends each expert with rows its rows of {@code in} and waits until every one has written its
      * answer into the same rows of {@code out}.
      *
+     * @throws IllegalStateException at once when an addressed expert sends a FAILURE frame (the
+     *     message names the expert, its channel, the step, micro-batch and module, and carries the
+     *     expert's own message), or when an expert has not answered within the timeout
+     *
      * @param direction FORWARD_INPUT (rows x in, H out) or BACKWARD_INPUT (dL/dH in, dL/dX out)
      * @param in        (NK, inCols) expert by expert
      * @param offset    (E + 1) row ranges per expert
@@ -146,6 +176,7 @@ public final class RouterDataPlane implements AutoCloseable {
         this.module = module;
         this.answerCols = outCols;
         outstanding = 0;
+        failedExpert = -1;
         int experts = offset.length - 1;
         if (experts != expertSender.length) {
             throw new IllegalStateException("module " + moduleName + " routes to " + experts + " experts, the run placed " + expertSender.length);
@@ -153,6 +184,7 @@ public final class RouterDataPlane implements AutoCloseable {
         for (int e = 0; e < experts; e++) {
             long n = offset[e + 1] - offset[e];
             answer[e] = null;
+            addressed[e] = n > 0;
             if (n == 0) continue;
             ByteBuffer d = dst.duplicate().order(ByteOrder.LITTLE_ENDIAN);
             int at = dstBase + (int) (offset[e] * outCols * Float.BYTES);
@@ -170,18 +202,28 @@ public final class RouterDataPlane implements AutoCloseable {
             expertSender[e].send(h, src, srcBase + (int) (offset[e] * inCols * Float.BYTES), (int) (n * inCols * Float.BYTES));
         }
         long deadline = System.nanoTime() + timeout.toNanos();
-        while (outstanding > 0) {
+        while (outstanding > 0 && failedExpert < 0) {
             idle.idle(subscription.poll(assembler, 16));
-            if (outstanding > 0 && System.nanoTime() > deadline) {
+            if (outstanding > 0 && failedExpert < 0 && System.nanoTime() > deadline) {
                 List<String> silent = new ArrayList<>();
                 for (int e = 0; e < experts; e++) if (answer[e] != null) silent.add("expert " + e + " at " + expertEndpoint[e].channel());
                 awaited = null;
                 throw new IllegalStateException("router " + router + ", step " + step + ", micro-batch " + micro + ", module " + moduleName
-                        + ": no " + direction.name().replace("_INPUT", "_OUTPUT") + " within " + timeout.toSeconds() + " s from " + silent
+                        + ": no " + awaitedAnswer(direction) + " within " + timeout.toSeconds() + " s from " + silent
                         + "; frames dropped so far: " + droppedSummary());
             }
         }
         awaited = null;
+        if (failedExpert >= 0) {
+            int e = failedExpert;
+            throw new IllegalStateException("router " + router + ", step " + step + ", micro-batch " + micro + ", module " + moduleName
+                    + ": expert " + e + " at " + expertEndpoint[e].channel() + " stream " + expertEndpoint[e].stream()
+                    + " failed instead of sending its " + awaitedAnswer(direction) + ": " + failure);
+        }
+    }
+
+    private static String awaitedAnswer(Direction dispatched) {
+        return dispatched == Direction.FORWARD_INPUT ? Direction.FORWARD_OUTPUT.name() : Direction.BACKWARD_OUTPUT.name();
     }
 
     /**
@@ -228,31 +270,46 @@ public final class RouterDataPlane implements AutoCloseable {
     }
 
     private ByteBuffer destination(TensorFrameHeader h) {
-        if (h.getDirection() == Direction.GRADIENT) {
-            int m = h.getMicroBatch(), i = h.getModule();
-            if (h.getStep() != gradientStep || m < 0 || m >= gradientSlot.length || ownMicro[m] || i < 0 || i >= gradientSlot[m].length
-                    || gradientSlot[m][i] == null) {
-                unexpected++;
-                return null;
-            }
-            ByteBuffer d = gradientSlot[m][i];
-            long n = 1;
-            for (long s : h.getShapeList()) n *= s;
-            if (n * Float.BYTES != d.remaining()) {
-                unexpected++;
-                return null;
-            }
-            gradientSlot[m][i] = null; // one copy per (micro-batch, tensor); a duplicate is dropped
-            return d;
-        }
-        int e = h.getExpert();
-        if (h.getDirection() != awaited || h.getStep() != step || h.getMicroBatch() != micro || h.getModule() != module
-                || e < 0 || e >= answer.length || answer[e] == null || h.getShapeCount() != 2
-                || h.getShape(0) != answerRows[e] || h.getShape(1) != answerCols) {
-            unexpected++;
+        NotAwaited why = h.getDirection() == Direction.GRADIENT ? unawaitedGradient(h) : unawaitedAnswer(h);
+        if (why != null) {
+            notAwaited[why.ordinal()]++;
             return null;
         }
-        return answer[e];
+        if (h.getDirection() == Direction.GRADIENT) {
+            ByteBuffer d = gradientSlot[h.getMicroBatch()][h.getModule()];
+            gradientSlot[h.getMicroBatch()][h.getModule()] = null; // one copy per (micro-batch, tensor)
+            return d;
+        }
+        return answer[h.getExpert()];
+    }
+
+    /** Why the open exchange does not await this answer or FAILURE frame; null when it does. */
+    private NotAwaited unawaitedAnswer(TensorFrameHeader h) {
+        Direction d = h.getDirection();
+        if (d != Direction.FORWARD_OUTPUT && d != Direction.BACKWARD_OUTPUT && d != Direction.FAILURE) return NotAwaited.MISADDRESSED;
+        if (awaited == null || (d != Direction.FAILURE && d != awaited) || h.getStep() != step || h.getMicroBatch() != micro
+                || h.getModule() != module) {
+            return NotAwaited.STALE;
+        }
+        int e = h.getExpert();
+        if (e < 0 || e >= addressed.length || !addressed[e]) return NotAwaited.MISADDRESSED;
+        if (answer[e] == null) return NotAwaited.DUPLICATE;
+        if (d != Direction.FAILURE && (h.getShapeCount() != 2 || h.getShape(0) != answerRows[e] || h.getShape(1) != answerCols)) {
+            return NotAwaited.MISSHAPEN;
+        }
+        return null;
+    }
+
+    /** Why this step's all-gather does not await this gradient tensor; null when it does. */
+    private NotAwaited unawaitedGradient(TensorFrameHeader h) {
+        int m = h.getMicroBatch(), i = h.getModule();
+        if (h.getStep() != gradientStep) return NotAwaited.STALE;
+        if (m < 0 || m >= gradientSlot.length || ownMicro[m] || i < 0 || i >= gradientSlot[m].length) return NotAwaited.MISADDRESSED;
+        if (gradientSlot[m][i] == null) return NotAwaited.DUPLICATE;
+        long n = 1;
+        for (long s : h.getShapeList()) n *= s;
+        if (n * Float.BYTES != gradientSlot[m][i].remaining()) return NotAwaited.MISSHAPEN;
+        return null;
     }
 
     private void onTensor(TensorFrameHeader h) {
@@ -262,6 +319,22 @@ public final class RouterDataPlane implements AutoCloseable {
         }
         answer[h.getExpert()] = null;
         outstanding--;
+    }
+
+    /** An expert's FAILURE frame: it ends the open exchange when it answers it. */
+    private boolean onFailure(TensorFrameHeader h) {
+        NotAwaited why = unawaitedAnswer(h);
+        if (why != null) {
+            notAwaited[why.ordinal()]++;
+            return false;
+        }
+        answer[h.getExpert()] = null;
+        outstanding--;
+        if (failedExpert < 0) {
+            failedExpert = h.getExpert();
+            failure = h.getFailure();
+        }
+        return true;
     }
 
     @Override

@@ -17,8 +17,10 @@ public enum FrameError {
     UNKNOWN_RUN,
     /** Negative or oversized shape, or a payload longer than (or at an offset other than) what shape, chunk_count and chunk_offset imply. */
     SHAPE_MISMATCH,
-    /** The consumer has no destination for this tensor. */
+    /** The consumer has no destination for this tensor, or does not await this FAILURE frame. */
     UNEXPECTED,
+    /** A FAILURE frame with a payload, shape, dtype, chunking or CRC, or without failure text; or a frame of another direction that carries failure text. */
+    INVALID_FAILURE,
     /** The consumer's destination has fewer bytes remaining than the tensor's shape needs. */
     DESTINATION_TOO_SMALL,
     /** A chunk other than the next one expected on its publication (chunks arrive 0, 1, 2, ... per tensor). */

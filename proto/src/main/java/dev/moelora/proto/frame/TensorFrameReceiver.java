@@ -2,6 +2,7 @@ package dev.moelora.proto.frame;
 
 import com.google.protobuf.InvalidProtocolBufferException;
 import dev.moelora.proto.wire.DType;
+import dev.moelora.proto.wire.Direction;
 import dev.moelora.proto.wire.TensorFrameHeader;
 import io.aeron.logbuffer.FragmentHandler;
 import io.aeron.logbuffer.Header;
@@ -19,7 +20,9 @@ import org.slf4j.LoggerFactory;
  * Receives tensor frames ({@link FrameLayout}) from an Aeron subscription: validates each message,
  * copies each chunk's payload straight into the destination the {@link Sink} supplies, and hands the
  * tensor to the sink once its last chunk has arrived. Chunks are assembled per publication session
- * (one {@link TensorFrameSender} per publication), so several senders may share a stream.
+ * (one {@link TensorFrameSender} per publication), so several senders may share a stream. A
+ * {@link Direction#FAILURE} frame (a header alone: no payload, shape, dtype or chunking, and a
+ * non-empty failure text) goes to {@link Sink#onFailure}; failure text on any other frame is invalid.
  *
  * <p>Use it wrapped in {@code new FragmentAssembler(receiver)}: Aeron reassembles messages longer than
  * one MTU and this class sees whole messages. Per message it allocates only the parsed protobuf header
@@ -47,6 +50,16 @@ public final class TensorFrameReceiver implements FragmentHandler {
 
         /** Every chunk of {@code tensor} has arrived intact in {@code destination}, from its position on. */
         void onTensor(TensorFrameHeader tensor, ByteBuffer destination);
+
+        /**
+         * A well-formed FAILURE frame of a known run: the sender could not produce the tensor it
+         * addresses, {@code failure.getFailure()} says why. Return false when nothing here awaits it
+         * (it is then counted {@link FrameError#UNEXPECTED}); only a consumer of experts' answers does,
+         * so by default every FAILURE frame is unexpected.
+         */
+        default boolean onFailure(TensorFrameHeader failure) {
+            return false;
+        }
     }
 
     /** A tensor being assembled from one publication session. */
@@ -139,6 +152,10 @@ public final class TensorFrameReceiver implements FragmentHandler {
             }
             return;
         }
+        if (frame.getDirection() == Direction.FAILURE || !frame.getFailure().isEmpty()) {
+            failure(assembly, sessionId, frame, payloadLength);
+            return;
+        }
         if (frame.getDtype() != DType.FLOAT32) {
             if (firstDrop(FrameError.UNSUPPORTED_DTYPE, assembly, sessionId)) {
                 logDrop(FrameError.UNSUPPORTED_DTYPE, sessionId, frame, "dtype " + frame.getDtype());
@@ -177,6 +194,53 @@ public final class TensorFrameReceiver implements FragmentHandler {
         } else {
             laterChunk(assembly, sessionId, frame, buffer, payloadOffset, payloadLength);
         }
+    }
+
+    /** A FAILURE frame, or a frame of another direction that carries failure text. */
+    private void failure(Assembly assembly, int sessionId, TensorFrameHeader frame, int payloadLength) {
+        String invalid = invalidFailure(frame, payloadLength);
+        if (invalid != null) {
+            if (firstDrop(FrameError.INVALID_FAILURE, assembly, sessionId)) {
+                logDrop(FrameError.INVALID_FAILURE, sessionId, frame, invalid);
+            }
+            return;
+        }
+        if (!knownRun.test(frame.getRunId())) {
+            if (firstDrop(FrameError.UNKNOWN_RUN, assembly, sessionId)) {
+                logDrop(FrameError.UNKNOWN_RUN, sessionId, frame, "run " + frame.getRunId() + " is not known here");
+            }
+            return;
+        }
+        // a whole message that is not the next chunk: the tensor in progress on this session will not be finished
+        if (assembly.inProgress()) {
+            abandon(assembly, sessionId, null);
+        }
+        if (!sink.onFailure(frame)) {
+            if (firstDrop(FrameError.UNEXPECTED, assembly, sessionId)) {
+                logDrop(FrameError.UNEXPECTED, sessionId, frame, "the consumer does not await this failure: " + frame.getFailure());
+            }
+        }
+    }
+
+    /** Why a frame with failure text or direction FAILURE is not a valid FAILURE frame; null when it is one. */
+    private static String invalidFailure(TensorFrameHeader frame, int payloadLength) {
+        if (frame.getDirection() != Direction.FAILURE) {
+            return "a " + frame.getDirection() + " frame carries failure text";
+        }
+        if (frame.getFailure().isEmpty()) {
+            return "a FAILURE frame without failure text";
+        }
+        if (payloadLength != 0 || frame.getShapeCount() != 0 || frame.getDtype() != DType.DTYPE_UNSPECIFIED) {
+            return "a FAILURE frame with " + payloadLength + " payload bytes, shape " + frame.getShapeList()
+                    + " and dtype " + frame.getDtype() + " (it carries no tensor)";
+        }
+        if (frame.getChunkIndex() != 0 || frame.getChunkCount() != 1 || frame.getChunkOffset() != 0
+                || frame.getPayloadCrc32C() != 0) {
+            return "a FAILURE frame as chunk " + frame.getChunkIndex() + "/" + frame.getChunkCount() + " at "
+                    + frame.getChunkOffset() + " with crc " + Integer.toUnsignedString(frame.getPayloadCrc32C(), 16)
+                    + " (it is one message, chunk 0/1 at 0, crc 0)";
+        }
+        return null;
     }
 
     private void firstChunk(Assembly assembly, int sessionId, TensorFrameHeader frame, long tensorBytes,
@@ -330,7 +394,7 @@ public final class TensorFrameReceiver implements FragmentHandler {
             log.warn("Abandoned an incomplete tensor from session {} after {} of {} chunks because {} [{}]. "
                             + "Further INCOMPLETE tensors are counted, not logged.",
                     sessionId, assembly.nextChunk, assembly.first.getChunkCount(),
-                    cause == null ? "chunk 0 of a new tensor arrived" : "a message on its session was dropped (" + cause + ")",
+                    cause == null ? "chunk 0 of a new tensor or a failure frame arrived" : "a message on its session was dropped (" + cause + ")",
                     brief(assembly.first));
         }
         assembly.clear();

@@ -2,6 +2,7 @@ package dev.moelora.proto.frame;
 
 import com.google.protobuf.CodedOutputStream;
 import dev.moelora.proto.wire.DType;
+import dev.moelora.proto.wire.Direction;
 import dev.moelora.proto.wire.TensorFrameHeader;
 import io.aeron.DirectBufferVector;
 import io.aeron.Publication;
@@ -12,6 +13,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.zip.CRC32C;
 import org.agrona.MutableDirectBuffer;
 import org.agrona.concurrent.BackoffIdleStrategy;
@@ -26,7 +28,8 @@ import org.agrona.concurrent.UnsafeBuffer;
  * <p>A message that fits {@code maxPayloadLength()} (one MTU) is written in place with
  * {@code tryClaim}; a larger one is offered as two vectors, the header from a reused buffer and the
  * payload straight from the caller's buffer, so the payload is copied once, into the term. Per chunk
- * the sender allocates only the small protobuf header it writes.
+ * the sender allocates only the small protobuf header it writes. {@link #sendFailure} sends the
+ * FAILURE frame that stands in for a tensor its sender could not compute.
  *
  * <p>Must never wait without bound (every retry of a message is limited by the deadline, after which
  * an {@link IllegalStateException} names the channel, stream and frame), never copy a payload
@@ -48,6 +51,8 @@ public final class TensorFrameSender {
     private final DirectBufferVector headerVector = new DirectBufferVector();
     private final DirectBufferVector payloadVector = new DirectBufferVector();
     private final DirectBufferVector[] vectors = {headerVector, payloadVector};
+    private final AtomicLong backPressured = new AtomicLong();
+    private final AtomicLong notConnected = new AtomicLong();
 
     /** Backs off from spinning to 100 µs parks while the publication is back-pressured or not connected. */
     public TensorFrameSender(Publication publication, Duration deadline) {
@@ -102,6 +107,58 @@ public final class TensorFrameSender {
             publish(chunk, offset, length);
         }
         return chunkCount;
+    }
+
+    /**
+     * Sends a FAILURE frame in place of the tensor {@code tensor} describes (its run, step,
+     * micro-batch, layer, module, expert and source are kept): direction FAILURE, no dtype, shape or
+     * payload, one chunk, CRC 0, and {@code failure} as its failure text, cut (marked with "...") where
+     * the header would exceed {@link FrameLayout#MAX_HEADER_BYTES}.
+     *
+     * @throws IllegalArgumentException if {@code failure} is empty
+     * @throws IllegalStateException as {@link #send}
+     */
+    public void sendFailure(TensorFrameHeader tensor, String failure) {
+        if (failure.isEmpty()) {
+            throw new IllegalArgumentException("a failure frame needs failure text: " + describe(tensor));
+        }
+        TensorFrameHeader.Builder frame = tensor.toBuilder()
+                .setDirection(Direction.FAILURE).clearDtype().clearShape()
+                .setChunkIndex(0).setChunkCount(1).setChunkOffset(0).setPayloadCrc32C(0);
+        payload.wrap(headerBytes, 0, 0); // no payload: an empty view, never read
+        publish(frame.setFailure(fitFailure(frame, failure)).build(), 0, 0);
+    }
+
+    /** {@code failure}, or its longest prefix of whole code points marked "...", with which {@code frame} fits {@link FrameLayout#MAX_HEADER_BYTES}. */
+    static String fitFailure(TensorFrameHeader.Builder frame, String failure) {
+        if (frame.clone().setFailure(failure).build().getSerializedSize() <= FrameLayout.MAX_HEADER_BYTES) {
+            return failure;
+        }
+        String marker = "...";
+        // the field's tag is one byte (field 15); its length, at most MAX_HEADER_BYTES, a two-byte varint
+        int budget = FrameLayout.MAX_HEADER_BYTES - frame.build().getSerializedSize() - 1 - 2 - marker.length();
+        int end = 0;
+        int bytes = 0;
+        while (end < failure.length()) {
+            int codePoint = failure.codePointAt(end);
+            int utf8 = codePoint < 0x80 ? 1 : codePoint < 0x800 ? 2 : codePoint < 0x10000 ? 3 : 4;
+            if (bytes + utf8 > budget) {
+                break;
+            }
+            bytes += utf8;
+            end += Character.charCount(codePoint);
+        }
+        return failure.substring(0, end) + marker;
+    }
+
+    /** Offers and claims refused because the publication was back-pressured (its subscribers not keeping up), each retried; readable from any thread. */
+    public long backPressured() {
+        return backPressured.get();
+    }
+
+    /** Offers and claims refused because the publication had no subscriber, each retried; readable from any thread. */
+    public long notConnected() {
+        return notConnected.get();
     }
 
     /**
@@ -184,6 +241,11 @@ public final class TensorFrameSender {
                     && result != Publication.NOT_CONNECTED) {
                 throw new IllegalStateException("unexpected publication result " + result + ": " + describe(chunk));
             }
+            if (result == Publication.BACK_PRESSURED) {
+                backPressured.incrementAndGet();
+            } else if (result == Publication.NOT_CONNECTED) {
+                notConnected.incrementAndGet();
+            }
             long now = System.nanoTime();
             if (!failedBefore) {
                 failedBefore = true;
@@ -202,7 +264,9 @@ public final class TensorFrameSender {
             MutableDirectBuffer buffer = claim.buffer();
             int at = claim.offset();
             buffer.putBytes(at, header, 0, FrameLayout.LENGTH_PREFIX_BYTES + headerLength);
-            buffer.putBytes(at + FrameLayout.LENGTH_PREFIX_BYTES + headerLength, payload, offset, length);
+            if (length > 0) {
+                buffer.putBytes(at + FrameLayout.LENGTH_PREFIX_BYTES + headerLength, payload, offset, length);
+            }
             claim.commit();
         }
         return result;

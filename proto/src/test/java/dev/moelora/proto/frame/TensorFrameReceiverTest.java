@@ -11,9 +11,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import dev.moelora.proto.frame.TestFrames.RecordingSink;
 import dev.moelora.proto.wire.DType;
+import dev.moelora.proto.wire.Direction;
 import dev.moelora.proto.wire.TensorFrameHeader;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import org.agrona.concurrent.UnsafeBuffer;
@@ -52,10 +54,12 @@ class TensorFrameReceiverTest {
     @Test
     void aWellFormedSingleChunkFrameIsDeliveredWithItsHeader() {
         float[] values = randomFloats(10, 1);
+        byte[] payload = littleEndian(values);
         feed(goodMessage(values));
         assertEquals(1, sink.delivered.size());
-        assertEquals(tensor(10).setChunkCount(1).build().getStep(), sink.delivered.get(0).header().getStep());
-        assertArrayEquals(littleEndian(values), sink.delivered.get(0).payload());
+        TensorFrameHeader sent = tensor(10).setChunkCount(1).setPayloadCrc32C(TestFrames.crc32c(payload, 0, payload.length)).build();
+        assertEquals(sent, sink.delivered.get(0).header(), "every header field as sent");
+        assertArrayEquals(payload, sink.delivered.get(0).payload());
         assertEquals(0, receiver.droppedTotal());
     }
 
@@ -172,7 +176,83 @@ class TensorFrameReceiverTest {
         byte[] message = goodMessage(randomFloats(4, 12));
         refusingReceiver.onMessage(SESSION, new UnsafeBuffer(message), 0, message.length);
         assertEquals(1, refusingReceiver.dropped(FrameError.UNEXPECTED));
+        assertEquals(1, refusingReceiver.droppedTotal());
         assertEquals(0, refusing.delivered.size());
+    }
+
+    @Test
+    void aFailureFrameReachesTheSinkWithItsText() {
+        TensorFrameHeader failure = TestFrames.failure("expert 2: BACKWARD_INPUT of module 1 without a forward").build();
+        feed(message(failure, new byte[0]));
+        assertEquals(List.of(failure), sink.failures);
+        assertEquals(0, sink.delivered.size());
+        assertEquals(0, receiver.droppedTotal());
+    }
+
+    @Test
+    void aFailureFrameThatCarriesAnyPartOfATensorIsInvalid() {
+        // each breaks exactly one rule
+        feed(message(TestFrames.failure("with payload").build(), new byte[4]));
+        feed(message(TestFrames.failure("with shape").addShape(0).build(), new byte[0]));
+        feed(message(TestFrames.failure("with dtype").setDtype(DType.FLOAT32).build(), new byte[0]));
+        feed(message(TestFrames.failure("in two chunks").setChunkCount(2).build(), new byte[0]));
+        feed(message(TestFrames.failure("at an offset").setChunkOffset(4).build(), new byte[0]));
+        feed(message(TestFrames.failure("with a crc").setPayloadCrc32C(7).build(), new byte[0]));
+        assertOnlyDropped(FrameError.INVALID_FAILURE, 6);
+        assertEquals(0, sink.failures.size());
+    }
+
+    @Test
+    void aFailureFrameWithoutTextIsInvalid() {
+        feed(message(TestFrames.failure("").build(), new byte[0]));
+        assertOnlyDropped(FrameError.INVALID_FAILURE, 1);
+        assertEquals(0, sink.failures.size());
+    }
+
+    @Test
+    void aTensorFrameThatCarriesFailureTextIsInvalid() {
+        byte[] payload = littleEndian(randomFloats(4, 31));
+        for (Direction direction : List.of(Direction.FORWARD_INPUT, Direction.FORWARD_OUTPUT, Direction.BACKWARD_INPUT,
+                Direction.BACKWARD_OUTPUT, Direction.GRADIENT, Direction.DIRECTION_UNSPECIFIED)) {
+            feed(chunkedMessages(tensor(4).setDirection(direction).setFailure("not a failure frame"), payload, 1 << 20).get(0));
+        }
+        assertOnlyDropped(FrameError.INVALID_FAILURE, 6);
+        assertEquals(0, sink.delivered.size());
+        assertEquals(0, sink.failures.size());
+    }
+
+    @Test
+    void aFailureFrameOfARunTheConsumerDoesNotKnowIsDropped() {
+        feed(message(TestFrames.failure("old run").setRunId(RUN + 1).build(), new byte[0]));
+        assertOnlyDropped(FrameError.UNKNOWN_RUN, 1);
+        assertEquals(0, sink.failures.size());
+    }
+
+    @Test
+    void aFailureFrameIsUnexpectedByAConsumerThatDoesNotAwaitFailures() {
+        List<TensorFrameHeader> delivered = new ArrayList<>();
+        TensorFrameReceiver tensorsOnly = new TensorFrameReceiver(run -> true, new TensorFrameReceiver.Sink() {
+            @Override public ByteBuffer destination(TensorFrameHeader tensor) { return ByteBuffer.allocate(1 << 10); }
+            @Override public void onTensor(TensorFrameHeader tensor, ByteBuffer destination) { delivered.add(tensor); }
+        });
+        byte[] message = message(TestFrames.failure("to an expert").build(), new byte[0]);
+        tensorsOnly.onMessage(SESSION, new UnsafeBuffer(message), 0, message.length);
+        assertEquals(1, tensorsOnly.dropped(FrameError.UNEXPECTED));
+        assertEquals(1, tensorsOnly.droppedTotal());
+        assertEquals(0, delivered.size());
+    }
+
+    @Test
+    void aFailureFrameAbandonsTheTensorInProgressOnItsSession() {
+        List<byte[]> chunks = chunkedMessages(tensor(30), littleEndian(randomFloats(30, 32)), 40);
+        feed(chunks.get(0));
+        feed(message(TestFrames.failure("gave up mid-tensor").build(), new byte[0]));
+        feed(chunks.get(1)); // nothing in progress any more: expected chunk 0
+        assertEquals(1, sink.failures.size());
+        assertEquals(1, receiver.dropped(FrameError.INCOMPLETE));
+        assertEquals(1, receiver.dropped(FrameError.OUT_OF_ORDER));
+        assertEquals(2, receiver.droppedTotal());
+        assertEquals(0, sink.delivered.size());
     }
 
     @Test

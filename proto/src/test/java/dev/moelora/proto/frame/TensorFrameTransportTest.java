@@ -29,17 +29,24 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
 /**
  * Tensor frames through a real embedded media driver: IPC, one UDP loopback link, back-pressure and
  * deadlines. Must never assert timings: every wait is bounded only so a failure ends instead of hanging.
+ * Sending happens on threads of the test's own ({@link #onItsOwnThread}) whose exceptions and failed
+ * assertions fail the test.
  */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
 class TensorFrameTransportTest {
     /** 64 KiB terms: maximum message 8 KiB, so chunking shows on small tensors; MTU 1408 exercises both tryClaim and offer. */
     private static final ChannelSettings SMALL_TERMS = new ChannelSettings(64 << 10, 1408);
@@ -72,27 +79,79 @@ class TensorFrameTransportTest {
             publication = plane.publication(channel, stream);
         }
 
-        /** Runs {@code sending} on another thread and polls here until {@code expected} tensors arrived and sending ended. */
-        List<Delivered> exchange(int expected, Consumer<TensorFrameSender> sending) {
+        /**
+         * Runs {@code sending} on another thread and polls here until {@code expected} tensors arrived and
+         * sending ended; a failure of {@code sending} or of any of {@code helpers} fails the test at once.
+         */
+        List<Delivered> exchange(int expected, Consumer<TensorFrameSender> sending, CompletableFuture<?>... helpers) {
             TensorFrameSender sender = new TensorFrameSender(publication, TensorFrameSender.DEFAULT_DEADLINE);
-            CompletableFuture<Void> sent = CompletableFuture.runAsync(() -> sending.accept(sender));
-            pollUntil(() -> sink.delivered.size() >= expected && sent.isDone(), subscription, assembler);
-            sent.join();
+            CompletableFuture<Void> sent = onItsOwnThread("sender", () -> sending.accept(sender));
+            List<CompletableFuture<?>> watched = new ArrayList<>(List.of(helpers));
+            watched.add(sent);
+            pollUntil(() -> sink.delivered.size() >= expected && sent.isDone(), subscription, assembler, watched);
+            await(sent);
             assertEquals(0, receiver.droppedTotal(), "frames dropped");
             assertEquals(expected, sink.delivered.size());
             return sink.delivered;
         }
     }
 
-    private static void pollUntil(BooleanSupplier done, Subscription subscription, FragmentAssembler assembler) {
+    /** Polls until {@code done}; fails when {@link #WAIT} passes first or any of {@code helpers} failed. */
+    private static void pollUntil(BooleanSupplier done, Subscription subscription, FragmentAssembler assembler,
+                                  List<CompletableFuture<?>> helpers) {
         long deadline = System.nanoTime() + WAIT.toNanos();
         while (!done.getAsBoolean()) {
             if (subscription.poll(assembler, 16) == 0) {
                 Thread.onSpinWait();
             }
+            for (CompletableFuture<?> helper : helpers) {
+                if (helper.isCompletedExceptionally()) {
+                    await(helper);
+                }
+            }
             if (System.nanoTime() > deadline) {
                 fail("no progress within " + WAIT);
             }
+        }
+    }
+
+    private static void pollUntil(BooleanSupplier done, Subscription subscription, FragmentAssembler assembler) {
+        pollUntil(done, subscription, assembler, List.of());
+    }
+
+    /** Runs {@code body} on a thread of its own; whatever it throws (an assertion failure too) completes the future exceptionally. */
+    private static CompletableFuture<Void> onItsOwnThread(String name, Runnable body) {
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        Thread thread = new Thread(() -> {
+            try {
+                body.run();
+                done.complete(null);
+            } catch (Throwable e) {
+                done.completeExceptionally(e);
+            }
+        }, name);
+        thread.setDaemon(true);
+        thread.start();
+        return done;
+    }
+
+    /** Waits up to {@link #WAIT} for a helper thread and rethrows what it threw. */
+    private static void await(CompletableFuture<?> helper) {
+        try {
+            helper.get(WAIT.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof Error error) {
+                throw error;
+            }
+            if (e.getCause() instanceof RuntimeException runtime) {
+                throw runtime;
+            }
+            throw new AssertionError("helper thread failed", e.getCause());
+        } catch (TimeoutException e) {
+            fail("a helper thread did not finish within " + WAIT);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError("interrupted while waiting for a helper thread", e);
         }
     }
 
@@ -194,12 +253,12 @@ class TensorFrameTransportTest {
             buffer.getBytes(offset, copy);
             captured.add(copy);
         });
-        CompletableFuture<Void> sent = CompletableFuture.runAsync(() -> {
+        CompletableFuture<Void> sent = onItsOwnThread("sender", () -> {
             sender.send(small.build(), ByteBuffer.wrap(smallPayload), 0, smallPayload.length);
             sender.send(large.build(), ByteBuffer.wrap(largePayload), 0, largePayload.length);
         });
-        pollUntil(() -> captured.size() >= expected.size() && sent.isDone(), subscription, capture);
-        sent.join();
+        pollUntil(() -> captured.size() >= expected.size() && sent.isDone(), subscription, capture, List.of(sent));
+        await(sent);
         assertEquals(expected.size(), captured.size());
         for (int i = 0; i < expected.size(); i++) {
             assertArrayEquals(expected.get(i), captured.get(i), "message " + i);
@@ -213,7 +272,7 @@ class TensorFrameTransportTest {
         String channel = SMALL_TERMS.ipc();
         Link link = new Link(channel);
         ExclusivePublication second = plane.publication(channel, link.publication.streamId());
-        CompletableFuture<Void> fromSecond = CompletableFuture.runAsync(() -> {
+        CompletableFuture<Void> fromSecond = onItsOwnThread("second-sender", () -> {
             TensorFrameSender sender = new TensorFrameSender(second, TensorFrameSender.DEFAULT_DEADLINE);
             for (int step = 0; step < tensors; step++) {
                 byte[] payload = littleEndian(randomFloats(floats, 1000 + step));
@@ -225,8 +284,8 @@ class TensorFrameTransportTest {
                 byte[] payload = littleEndian(randomFloats(floats, step));
                 sender.send(tensor(floats).setSource(0).setStep(step).build(), heap(payload), 0, payload.length);
             }
-        });
-        fromSecond.join();
+        }, fromSecond);
+        await(fromSecond);
         for (Delivered tensor : delivered) {
             TensorFrameHeader header = tensor.header();
             assertEquals(2, header.getChunkCount());
@@ -256,30 +315,39 @@ class TensorFrameTransportTest {
     }
 
     @Test
-    void aSlowSubscriberStillReceivesEverythingWhileTheSenderIsBackPressured() {
+    void aSlowSubscriberBackPressuresTheSenderWhichRetriesUntilEveryFrameArrivesIntactAndInOrder() {
         int tensors = 100;
         int floats = 1500; // 6 KB each, 600 KB in all through a 32 KB window
         Link link = new Link(SMALL_TERMS.ipc());
-        CompletableFuture<Void> sent = CompletableFuture.runAsync(() -> {
-            TensorFrameSender sender = new TensorFrameSender(link.publication, TensorFrameSender.DEFAULT_DEADLINE);
+        TensorFrameSender sender = new TensorFrameSender(link.publication, TensorFrameSender.DEFAULT_DEADLINE);
+        CompletableFuture<Void> sent = onItsOwnThread("sender", () -> {
             for (int step = 0; step < tensors; step++) {
                 byte[] payload = littleEndian(randomFloats(floats, step));
                 sender.send(tensor(floats).setStep(step).build(), heap(payload), 0, payload.length);
             }
         });
+        // the subscriber does not drain until the sender has met back-pressure, so the retries are certain
         long deadline = System.nanoTime() + WAIT.toNanos();
+        while (sender.backPressured() == 0 && System.nanoTime() < deadline) {
+            if (sent.isDone()) {
+                await(sent);
+                fail("600 KB went through a 32 KB window without back-pressure");
+            }
+            Thread.onSpinWait();
+        }
+        assertTrue(sender.backPressured() > 0, "the sender never met BACK_PRESSURED");
         int polls = 0;
-        while (link.sink.delivered.size() < tensors && System.nanoTime() < deadline) {
+        while (link.sink.delivered.size() < tensors && System.nanoTime() < deadline && !sent.isCompletedExceptionally()) {
             link.subscription.poll(link.assembler, 1);
             if (++polls % 4 == 0) {
                 sleepOneMillisecond();
             }
         }
-        sent.join();
+        await(sent);
         assertEquals(tensors, link.sink.delivered.size());
         for (int step = 0; step < tensors; step++) {
-            assertEquals(step, link.sink.delivered.get(step).header().getStep());
-            assertArrayEquals(littleEndian(randomFloats(floats, step)), link.sink.delivered.get(step).payload());
+            assertEquals(step, link.sink.delivered.get(step).header().getStep(), "order");
+            assertArrayEquals(littleEndian(randomFloats(floats, step)), link.sink.delivered.get(step).payload(), "payload of step " + step);
         }
         assertEquals(0, link.receiver.droppedTotal());
     }
@@ -294,13 +362,44 @@ class TensorFrameTransportTest {
     }
 
     @Test
+    void aSubscriberThatNeverDrainsFailsTheSenderWithBackPressureAfterTheDeadline() {
+        Link link = new Link(SMALL_TERMS.ipc()); // subscribed, never polled
+        pollUntil(link.publication::isConnected, link.subscription, link.assembler);
+        Duration deadline = Duration.ofMillis(300);
+        TensorFrameSender sender = new TensorFrameSender(link.publication, deadline);
+        byte[] payload = littleEndian(randomFloats(1500, 45));
+        int[] accepted = {0};
+        long start = System.nanoTime();
+        IllegalStateException e = assertTimeoutPreemptively(WAIT, () -> assertThrows(IllegalStateException.class, () -> {
+            while (true) {
+                sender.send(tensor(1500).setStep(accepted[0]).setExpert(4).build(), heap(payload), 0, payload.length);
+                accepted[0]++;
+            }
+        }));
+        long waitedNs = System.nanoTime() - start;
+        assertTrue(accepted[0] > 0, "the window took no frame at all");
+        assertTrue(sender.backPressured() > 1, "refused once, retried: " + sender.backPressured());
+        assertEquals(0, sender.notConnected());
+        assertTrue(waitedNs >= deadline.toNanos(), "it gave up before its deadline");
+        String message = e.getMessage();
+        for (String part : List.of("back-pressured", "within " + deadline, "stream " + link.publication.streamId(),
+                "step " + accepted[0], "expert 4")) {
+            assertTrue(message.contains(part), () -> "'" + part + "' missing from: " + message);
+        }
+    }
+
+    @Test
     void sendingWithNoSubscriberFailsWithNotConnectedAfterTheDeadline() {
         int stream = nextStream.getAndIncrement();
         ExclusivePublication lonely = plane.publication(SMALL_TERMS.ipc(), stream);
-        TensorFrameSender sender = new TensorFrameSender(lonely, Duration.ofMillis(200));
+        Duration deadline = Duration.ofMillis(200);
+        TensorFrameSender sender = new TensorFrameSender(lonely, deadline);
         byte[] payload = littleEndian(randomFloats(4, 41));
+        long start = System.nanoTime();
         IllegalStateException e = assertTimeoutPreemptively(Duration.ofSeconds(5), () -> assertThrows(IllegalStateException.class,
                 () -> sender.send(tensor(4).setLayer(6).setModule(1).setExpert(3).build(), heap(payload), 0, 16)));
+        assertTrue(System.nanoTime() - start >= deadline.toNanos(), "it gave up before its deadline");
+        assertTrue(sender.notConnected() > 1, "refused once, retried: " + sender.notConnected());
         String message = e.getMessage();
         for (String part : List.of("not connected", "aeron:ipc", "stream " + stream, "step 3", "layer 6", "module 1",
                 "expert 3", "FORWARD_INPUT")) {
@@ -317,6 +416,42 @@ class TensorFrameTransportTest {
         IllegalStateException e = assertTimeoutPreemptively(Duration.ofSeconds(5), () -> assertThrows(IllegalStateException.class,
                 () -> sender.send(tensor(4).build(), heap(payload), 0, 16)));
         assertTrue(e.getMessage().contains("closed"), e.getMessage());
+    }
+
+    @Test
+    void aFailureFrameCrossesIpcWithItsAddressAndText() {
+        Link link = new Link(SMALL_TERMS.ipc());
+        TensorFrameSender sender = new TensorFrameSender(link.publication, TensorFrameSender.DEFAULT_DEADLINE);
+        TensorFrameHeader answered = tensor(5, 3).setDirection(Direction.BACKWARD_INPUT).setSource(2).build();
+        String text = "expert 2: BACKWARD_INPUT of module 1 failed: IllegalStateException: no forward in micro-batch slot 1";
+        CompletableFuture<Void> sent = onItsOwnThread("sender", () -> sender.sendFailure(answered, text));
+        pollUntil(() -> link.sink.failures.size() == 1 && sent.isDone(), link.subscription, link.assembler, List.of(sent));
+        await(sent);
+        TensorFrameHeader expected = answered.toBuilder().setDirection(Direction.FAILURE).clearDtype().clearShape()
+                .setChunkCount(1).setFailure(text).build();
+        assertEquals(expected, link.sink.failures.get(0));
+        assertEquals(0, link.sink.delivered.size());
+        assertEquals(0, link.receiver.droppedTotal());
+    }
+
+    @Test
+    void aFailureTextTooLongForAHeaderIsCutAtACodePointAndMarked() {
+        Link link = new Link(SMALL_TERMS.ipc());
+        TensorFrameSender sender = new TensorFrameSender(link.publication, TensorFrameSender.DEFAULT_DEADLINE);
+        String text = "\u00e9\ud83d\ude00x".repeat(400); // 2-, 4- and 1-byte code points, 2800 bytes in all
+        CompletableFuture<Void> sent = onItsOwnThread("sender", () -> sender.sendFailure(tensor(1).build(), text));
+        pollUntil(() -> link.sink.failures.size() == 1 && sent.isDone(), link.subscription, link.assembler, List.of(sent));
+        await(sent);
+        TensorFrameHeader got = link.sink.failures.get(0);
+        String cut = got.getFailure();
+        assertTrue(got.getSerializedSize() <= FrameLayout.MAX_HEADER_BYTES, got.getSerializedSize() + " header bytes");
+        assertTrue(got.getSerializedSize() > FrameLayout.MAX_HEADER_BYTES - 8, "cut more than needed: " + got.getSerializedSize());
+        assertTrue(cut.endsWith("..."), cut);
+        String kept = cut.substring(0, cut.length() - 3);
+        assertTrue(text.startsWith(kept), "a prefix of the text");
+        assertEquals(kept.codePointCount(0, kept.length()), kept.codePoints().filter(c -> c != 0xFFFD).count(), "no split code point");
+        assertFalse(Character.isHighSurrogate(kept.charAt(kept.length() - 1)), "no split surrogate pair");
+        assertThrows(IllegalArgumentException.class, () -> sender.sendFailure(tensor(1).build(), ""));
     }
 
     @Test

@@ -34,6 +34,13 @@ final class TestFrames {
         return b;
     }
 
+    /** A FAILURE frame as the spec describes it: tensor()'s addressing fields, one chunk, no tensor, and {@code text}. */
+    static TensorFrameHeader.Builder failure(String text) {
+        return TensorFrameHeader.newBuilder()
+                .setRunId(RUN).setStep(3).setMicroBatch(1).setLayer(5).setModule(1).setExpert(2).setSource(2)
+                .setDirection(Direction.FAILURE).setChunkCount(1).setFailure(text);
+    }
+
     static float[] randomFloats(int count, long seed) {
         Random random = new Random(seed);
         float[] values = new float[count];
@@ -84,9 +91,10 @@ final class TestFrames {
     /** A tensor as the sink saw it: the first chunk's header and a copy of the delivered bytes. */
     record Delivered(TensorFrameHeader header, byte[] payload) {}
 
-    /** Records delivered tensors; destinations come from a function of the header (null rejects). */
+    /** Records delivered tensors and accepted failure frames; destinations come from a function of the header (null rejects). */
     static final class RecordingSink implements TensorFrameReceiver.Sink {
         final List<Delivered> delivered = new ArrayList<>();
+        final List<TensorFrameHeader> failures = new ArrayList<>();
         private final Function<TensorFrameHeader, ByteBuffer> destinations;
 
         RecordingSink(Function<TensorFrameHeader, ByteBuffer> destinations) {
@@ -108,6 +116,12 @@ final class TestFrames {
             byte[] bytes = new byte[(int) FrameLayout.tensorBytes(tensor)];
             destination.duplicate().get(bytes);
             delivered.add(new Delivered(tensor, bytes));
+        }
+
+        @Override
+        public boolean onFailure(TensorFrameHeader failure) {
+            failures.add(failure);
+            return true;
         }
     }
 }
