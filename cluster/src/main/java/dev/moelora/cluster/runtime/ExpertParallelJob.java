@@ -3,7 +3,6 @@ package dev.moelora.cluster.runtime;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
-import dev.moelora.cluster.job.MetricsLog;
 import dev.moelora.cluster.job.Progress;
 import dev.moelora.cluster.config.RunConfig;
 import dev.moelora.cluster.setup.RunSetup;
@@ -13,6 +12,10 @@ import dev.moelora.cluster.job.JobResult;
 import dev.moelora.model.train.AdapterStore;
 import java.nio.file.Files;
 import dev.moelora.cluster.job.RunDirectory;
+import dev.moelora.cluster.observe.JsonlRecorder;
+import dev.moelora.cluster.observe.RecordStream;
+import dev.moelora.cluster.observe.Records;
+import dev.moelora.cluster.observe.RunRecorder;
 import dev.moelora.model.data.Task;
 import dev.moelora.model.train.Evaluation;
 import dev.moelora.model.train.ExampleSampler;
@@ -66,7 +69,7 @@ public final class ExpertParallelJob {
         double[] seconds = {0};
         long[] tokens = {0};
         ExpertParallelRun.Outcome outcome;
-        try (MetricsLog metrics = new MetricsLog(runDir)) {
+        try (RunRecorder records = new JsonlRecorder(runDir)) {
             ExpertParallelRun.Listener listener = new ExpertParallelRun.Listener() {
                 @Override public void onStart(List<String> placement) {
                     for (String line : placement) out.println("  placement  : " + line);
@@ -76,7 +79,7 @@ public final class ExpertParallelJob {
                     losses.add(m.loss());
                     seconds[0] += m.seconds();
                     tokens[0] += m.tokens();
-                    metrics.write(m);
+                    records.record(RecordStream.METRICS, Records.metrics(m));
                     progress.onStep(m);
                 }
             };

@@ -2,10 +2,12 @@ package dev.moelora.cluster.single;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moelora.cluster.config.RunConfig;
-import dev.moelora.cluster.job.MetricsLog;
 import dev.moelora.cluster.job.Progress;
-import dev.moelora.cluster.job.RoutingLog;
 import dev.moelora.cluster.job.RunDirectory;
+import dev.moelora.cluster.observe.JsonlRecorder;
+import dev.moelora.cluster.observe.RecordStream;
+import dev.moelora.cluster.observe.Records;
+import dev.moelora.cluster.observe.RunRecorder;
 import dev.moelora.model.adapter.Adapters;
 import dev.moelora.model.moelora.MoeLoraAdapters;
 import dev.moelora.model.optim.AdamW;
@@ -108,16 +110,15 @@ final class TrainingLoop {
         double[] seconds = {0};
         Progress progress = new Progress(out, terminal, steps.step());
         MoeLoraAdapters moe = adapters instanceof MoeLoraAdapters m ? m : null;
-        try (MetricsLog metrics = new MetricsLog(runDir);
-             RoutingLog routing = moe != null ? new RoutingLog(runDir) : null) {
+        try (RunRecorder records = new JsonlRecorder(runDir)) {
             while (steps.step() < total) {
                 int until = saveEvery > 0 ? Math.min(total, (steps.step() / saveEvery + 1) * saveEvery) : total;
                 steps.run(until, m -> {
                     losses.add(m.loss());
                     tokens[0] += m.tokens();
                     seconds[0] += m.seconds();
-                    metrics.write(m);
-                    if (routing != null) routing.write(m.step(), moe.stats());
+                    records.record(RecordStream.METRICS, Records.metrics(m));
+                    if (moe != null) for (var line : Records.routing(m.step(), moe.stats())) records.record(RecordStream.ROUTING, line);
                     progress.onStep(m);
                 });
                 AdapterStore.save(adapterDir, steps.parameters(), adapterJson, steps.optimizer(),
