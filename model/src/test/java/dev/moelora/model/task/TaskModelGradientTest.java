@@ -4,7 +4,6 @@ import static dev.moelora.model.nn.FiniteDifference.check;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.moelora.model.adapter.Adapters;
 import dev.moelora.model.bert.BertConfig;
 import dev.moelora.model.bert.BertEncoder;
 import dev.moelora.model.data.Example;
@@ -26,6 +25,7 @@ import java.util.SplittableRandom;
 import java.util.function.DoubleSupplier;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
  * The whole training step (tokens -> encoder -> LoRA or MoELoRA -> pooling -> heads -> loss)
@@ -103,15 +103,28 @@ class TaskModelGradientTest {
     }
 
     @Test
-    void lossScaleScalesGradients() {
+    void lossScaleScalesTheGradientOfEveryAdapterAndHeadTensor() {
         BertEncoder encoder = BertEncoder.random(TINY, DataType.DOUBLE, 21);
+        var adapters = Lora.adapters(encoder, new LoraConfig(2, 4, 0.0, List.of("query", "value")), 4);
+        SplittableRandom random = new SplittableRandom(8);
+        for (LoraLinear l : adapters.modules()) {
+            var b = l.b().value();
+            for (long i = 0; i < b.length(); i++) b.putScalar(i, random.nextDouble(-1, 1));
+        }
         TaskHeads heads = new TaskHeads(TINY.hidden(), List.of(CHOICE, CLASSIFY), DataType.DOUBLE, 3);
-        TaskModel model = new TaskModel(encoder, Adapters.NONE, heads, WordPieceTokenizer.minilm(), 16, 2, 3, 2);
+        TaskModel model = new TaskModel(encoder, adapters, heads, WordPieceTokenizer.minilm(), 16, 2, 3, 2);
         List<TaskModel.Item> items = List.of(new TaskModel.Item(CHOICE, CHOICE.test().get(0)), new TaskModel.Item(CLASSIFY, CLASSIFY.test().get(0)));
+        List<Parameter> params = new ArrayList<>(adapters.parameters());
+        params.addAll(heads.parameters());
         model.trainStep(items, 1.0);
-        double g1 = heads.choiceWeight().grad().getDouble(0);
-        heads.choiceWeight().zeroGrad();
+        List<INDArray> full = params.stream().map(p -> p.grad().dup()).toList();
+        for (Parameter p : params) p.zeroGrad();
         model.trainStep(items, 0.25);
-        assertEquals(0.25 * g1, heads.choiceWeight().grad().getDouble(0), 1e-12);
+        for (int i = 0; i < params.size(); i++) {
+            Parameter p = params.get(i);
+            assertTrue(full.get(i).amaxNumber().doubleValue() > 0, p.name() + " has a gradient to scale");
+            double error = p.grad().sub(full.get(i).mul(0.25)).amaxNumber().doubleValue() / full.get(i).amaxNumber().doubleValue();
+            assertTrue(error < 1e-12, p.name() + ": gradient at loss scale 0.25 is not 0.25 times the one at 1 (relative error " + error + ")");
+        }
     }
 }
