@@ -30,7 +30,8 @@ import org.nd4j.linalg.factory.Nd4j;
 /**
  * The whole decoder's backward, through LoRA, Tied-LoRA and MoELoRA on every projection, against
  * central finite differences in double ({@link FiniteDifference#check}: step 1e-6, relative error
- * |a - n| / max(1e-3, |a| + |n|) below 1e-5 for every entry of every trainable tensor).
+ * |a - n| / max(1e-3, |a| + |n|) below 1e-5), for every trainable tensor: every entry, or with
+ * MoELoRA, whose forward is slow, a fixed sample of {@link #SAMPLES} entries of each.
  */
 class LlamaDecoderGradientTest {
     /** V 11, C 8, F 12, L 2, H 2 query heads over KV 1 (grouped-query), D 4. */
