@@ -10,6 +10,8 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
@@ -94,6 +96,12 @@ class GeneratedSuiteTest {
         }
     }
 
+    /**
+     * larger and negation are checked outright. category, opposite and sentiment are checked
+     * without a second copy of the generator's word lists, as consistency over every example: a
+     * wrong answer would give some word two meanings (a member of two categories, two antonyms, or
+     * both polarities) or make it its own distractor.
+     */
     @Test
     void answersAreActuallyCorrect() {
         for (Example e : task("larger").test()) {
@@ -102,9 +110,46 @@ class GeneratedSuiteTest {
             assertTrue(e.question().contains("larger") || e.question().contains("bigger")
                     ? chosen > other : chosen < other, e.toString());
         }
-        for (Example e : task("opposite").test()) {
-            assertTrue(e.question().contains("opposite of "), e.question());
+        Pattern cuePattern = Pattern.compile("^(?:what is|which word means) the opposite of (\\w+)\\?$");
+        Map<String, String> antonym = new HashMap<>();
+        for (Example e : concat(task("opposite").train(), task("opposite").test())) {
+            Matcher m = cuePattern.matcher(e.question());
+            assertTrue(m.matches(), e.question());
+            String cue = m.group(1), answer = e.choices().get(e.answer());
+            assertNotEquals(cue, answer, e.toString());
+            assertEquals(antonym.computeIfAbsent(cue, c -> answer), answer, "two opposites of " + cue + ": " + e);
         }
+        antonym.forEach((cue, answer) -> {
+            if (antonym.containsKey(answer)) assertEquals(cue, antonym.get(answer), "the opposite of the opposite of " + cue);
+        });
+        Pattern phrasePattern = Pattern.compile("^which (?:of these is|word names) (.+)\\?$");
+        Map<String, String> categoryOf = new HashMap<>();
+        List<Example> categories = concat(task("category").train(), task("category").test());
+        for (Example e : categories) {
+            Matcher m = phrasePattern.matcher(e.question());
+            assertTrue(m.matches(), e.question());
+            String answer = e.choices().get(e.answer());
+            assertEquals(categoryOf.computeIfAbsent(answer, w -> m.group(1)), m.group(1), answer + " answers two categories: " + e);
+        }
+        for (Example e : categories) {
+            Matcher m = phrasePattern.matcher(e.question());
+            assertTrue(m.matches());
+            for (int i = 0; i < e.choices().size(); i++) {
+                if (i != e.answer()) assertNotEquals(m.group(1), categoryOf.get(e.choices().get(i)), "a distractor of its own category: " + e);
+            }
+        }
+        // sentiment: the polar word (the adjective at the end, or the verb before the two-word subject)
+        // is positive or negative whatever the sentence; negation flips the label
+        Map<String, Boolean> positiveWord = new HashMap<>();
+        for (Example e : concat(task("sentiment").train(), task("sentiment").test())) {
+            String[] words = e.question().split(" ");
+            boolean verb = !e.question().contains(" was ") && !e.question().contains("i found ");
+            String polar = verb ? words[words.length - 3] : words[words.length - 1];
+            boolean negated = e.question().contains(" not ");
+            boolean positive = e.choices().get(e.answer()).equals("positive");
+            assertEquals(positiveWord.computeIfAbsent(polar, w -> positive != negated), positive != negated, "polarity of " + polar + ": " + e);
+        }
+        assertEquals(Set.of(true, false), Set.copyOf(positiveWord.values()), positiveWord.toString());
         // A statement and its negation must carry opposite labels wherever both were drawn.
         Map<String, String> truthOf = new HashMap<>();
         for (Example e : concat(task("negation").train(), task("negation").test())) {

@@ -108,7 +108,7 @@ class InstructionTrainerTest {
     }
 
     @Test
-    void mathEvaluationGeneratesFromThePromptAndScoresEveryRecord() throws Exception {
+    void mathEvaluationScoresEveryRecordByItsCompletionAndCountsPromptsTooLong() throws Exception {
         BpeTokenizer tok = InstructionEncoderTest.tinyTokenizer();
         LlamaDecoder decoder = LlamaCheckpoint.load(InstructionEncoderTest.tinyModel(), DataType.FLOAT);
         Adapters adapters = apply("moelora", decoder);

@@ -105,9 +105,38 @@ class MoeLoraGradientTest {
         checkAll("both", 11, 0.7, 0.9, null);
     }
 
+    /**
+     * With a row mask, the finite differences match (forward and backward agree), and the padding
+     * rows are really left out: changing their inputs changes neither auxiliary loss, and when
+     * the task puts no gradient on them (dy = 0 there) their dx is exactly 0.
+     */
     @Test
     void paddingRowsAreLeftOutOfTheAuxiliaryLossesAndTheirGradients() {
-        checkAll("masked", 11, 0.7, 0.9, new float[] {1, 1, 0, 1, 1, 0});
+        float[] mask = {1, 1, 0, 1, 1, 0};
+        checkAll("masked", 11, 0.7, 0.9, mask);
+
+        SplittableRandom random = new SplittableRandom(11);
+        MoeLoraLinear m = module(random, 0.7, 0.9, 100, 0.0, 1);
+        INDArray x = random(random, N, C), r = random(random, N, D), y = Nd4j.create(DataType.DOUBLE, N, D);
+        m.setRowMask(mask);
+        m.forward(x, y);
+        double aux = m.takeAuxiliaryLoss();
+        assertTrue(aux > 0, "auxiliary losses to compare: " + aux);
+        INDArray moved = x.dup();
+        for (int i = 0; i < N; i++) if (mask[i] == 0) moved.getRow(i).assign(random(random, 1, C).muli(5));
+        m.forward(moved, y);
+        assertEquals(aux, m.takeAuxiliaryLoss(), 1e-12, "the padding rows' inputs do not enter the auxiliary losses");
+
+        m.forward(x, y);
+        m.takeAuxiliaryLoss();
+        for (int i = 0; i < N; i++) if (mask[i] == 0) r.getRow(i).assign(0.0);
+        INDArray dx = Nd4j.create(DataType.DOUBLE, N, C);
+        m.backward(r, dx, false);
+        for (int i = 0; i < N; i++) {
+            double largest = dx.getRow(i).amaxNumber().doubleValue();
+            if (mask[i] == 0) assertEquals(0.0, largest, 0.0, "no auxiliary gradient reaches padding row " + i);
+            else assertTrue(largest > 0, "real row " + i + " has a gradient");
+        }
     }
 
     @Test
@@ -123,6 +152,9 @@ class MoeLoraGradientTest {
             m.backward(r, Nd4j.create(DataType.DOUBLE, N, C), false);
             grads[i] = Nd4j.concat(0, m.gate().grad().reshape(-1), m.a(1).grad().reshape(-1), m.b(2).grad().reshape(-1)).toDoubleVector();
         }
+        double largest = 0;
+        for (int j = 0; j < grads[0].length; j++) largest = Math.max(largest, Math.abs(grads[2][j] - grads[0][j]));
+        assertTrue(largest > 1e-3, "the auxiliary losses add a gradient to scale: largest " + largest);
         for (int j = 0; j < grads[0].length; j++) {
             double half = grads[1][j] - grads[0][j], full = grads[2][j] - grads[0][j];
             assertEquals(full / 2, half, 1e-12, "the auxiliary part of gradient " + j + " scales linearly");

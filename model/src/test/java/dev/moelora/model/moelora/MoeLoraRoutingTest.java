@@ -3,7 +3,7 @@ package dev.moelora.model.moelora;
 import static dev.moelora.model.nn.FiniteDifference.random;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -197,17 +197,22 @@ class MoeLoraRoutingTest {
     }
 
     @Test
-    void identicalModulesWithTheSameSeedAreBitIdenticalAndReseedRestartsSampling() {
+    void reseedMakesIdenticalModulesBitIdenticalWhateverTheyDrewBefore() {
         double[][] out = new double[2][];
         double[] aux = new double[2];
         double[][] grads = new double[2][];
         for (int i = 0; i < 2; i++) {
             BertEncoder encoder = BertEncoder.random(TINY, DataType.FLOAT, 3);
+            // dropout 0.3 and M = 2 features per expert, of 14 routed slots over 4 experts: both streams draw
             MoeLoraAdapters adapters = MoeLora.apply(encoder, new MoeLoraConfig(4, 2, 2, 4, 0.3, List.of("query", "value"), 0.5, 0.5, 0.5, 2), 9);
             SplittableRandom random = new SplittableRandom(2);
             for (MoeLoraLinear m : adapters.modules()) for (int e = 0; e < 4; e++) m.b(e).value().assign(random(random, 8, 2));
-            adapters.reseed(77);
             adapters.setRowMask(tinyBatch().mask());
+            if (i == 1) {
+                encoder.forward(tinyBatch()); // the second model's streams move on before the reseed
+                adapters.takeAuxiliaryLoss();
+            }
+            adapters.reseed(77);
             out[i] = encoder.forward(tinyBatch()).dup().data().asDouble();
             aux[i] = adapters.takeAuxiliaryLoss();
             encoder.backward(Nd4j.ones(DataType.FLOAT, 8, 8));
@@ -218,35 +223,66 @@ class MoeLoraRoutingTest {
         assertArrayEquals(grads[0], grads[1], 0.0);
     }
 
-    @Test
-    void reseedRestartsFeatureSampling() {
+    /** What one training forward of {@link #drawingModule} drew: its output (the dropout mask) and the rows sampled as features. */
+    record Draw(double[] y, boolean[] dropped, boolean[] sampled) {}
+
+    static final int DRAW_ROWS = 24, DRAW_C = 16, DRAW_M = 3;
+
+    /**
+     * C = D = 16, two experts of rank 16 with A = B = I, top-1, a zero base layer: y = s drop(x)
+     * exactly, so y is zero where the mask dropped x and the mask is read off y. Only the
+     * contrastive loss has weight, so a backward of dy = 0 gives dx = s dL_cl/dH ⊙ mask: non-zero
+     * on exactly the rows sampled as features.
+     */
+    static MoeLoraLinear drawingModule() {
         SplittableRandom random = new SplittableRandom(12);
-        int n = 24, experts = 2;
-        FrozenLinear base = new FrozenLinear("m", random(random, 4, 4), random(random, 4));
-        INDArray[] a = new INDArray[experts], b = new INDArray[experts];
-        for (int e = 0; e < experts; e++) {
-            a[e] = random(random, 2, 4);
-            b[e] = random(random, 4, 2);
+        FrozenLinear base = new FrozenLinear("m", Nd4j.zeros(DataType.DOUBLE, DRAW_C, DRAW_C), Nd4j.zeros(DataType.DOUBLE, DRAW_C));
+        INDArray eye = Nd4j.eye(DRAW_C).castTo(DataType.DOUBLE);
+        INDArray[] a = {eye.dup(), eye.dup()}, b = {eye.dup(), eye.dup()};
+        return new MoeLoraLinear(base, random(random, 2, DRAW_C), a, b,
+                new MoeLoraConfig(2, 1, DRAW_C, DRAW_C, 0.5, List.of("m"), 0, 1, 0.5, DRAW_M), 1, 3);
+    }
+
+    static Draw draw(MoeLoraLinear m, INDArray x) {
+        INDArray y = Nd4j.create(DataType.DOUBLE, DRAW_ROWS, DRAW_C), dx = Nd4j.create(DataType.DOUBLE, DRAW_ROWS, DRAW_C);
+        m.forward(x, y);
+        m.takeAuxiliaryLoss();
+        m.backward(Nd4j.zeros(DataType.DOUBLE, DRAW_ROWS, DRAW_C), dx, false);
+        boolean[] dropped = new boolean[DRAW_ROWS * DRAW_C], sampled = new boolean[DRAW_ROWS];
+        for (int i = 0; i < dropped.length; i++) dropped[i] = y.getDouble(i) == 0.0;
+        for (int n = 0; n < DRAW_ROWS; n++) sampled[n] = dx.getRow(n).amaxNumber().doubleValue() > 0;
+        return new Draw(y.data().asDouble(), dropped, sampled);
+    }
+
+    @Test
+    void reseedRestartsTheDropoutMaskAndTheFeatureSample() {
+        MoeLoraLinear m = drawingModule();
+        INDArray x = random(new SplittableRandom(5), DRAW_ROWS, DRAW_C);
+        m.reseed(5);
+        Draw first = draw(m, x);
+        int[] routing = m.routing();
+        for (int e = 0; e < 2; e++) {
+            int expert = e;
+            long rows = java.util.Arrays.stream(routing).filter(r -> r == expert).count();
+            long picked = java.util.stream.IntStream.range(0, DRAW_ROWS).filter(n -> first.sampled()[n] && routing[n] == expert).count();
+            assertTrue(rows > DRAW_M, "expert " + e + " has " + rows + " rows, more than M = " + DRAW_M + ": sampling draws");
+            assertEquals(DRAW_M, picked, "expert " + e + ": M of its rows are features");
         }
-        MoeLoraLinear m = new MoeLoraLinear(base, random(random, experts, 4), a, b,
-                new MoeLoraConfig(experts, 1, 2, 2, 0, List.of("m"), 0, 1, 0.5, 3), 1, 3);
-        INDArray x = random(random, n, 4), y = Nd4j.create(DataType.DOUBLE, n, 4);
-        double[] losses = new double[4];
+        int dropped = 0;
+        for (boolean d : first.dropped()) if (d) dropped++;
+        assertTrue(dropped > 0 && dropped < first.dropped().length, "dropout 0.5 drops some inputs and keeps others: " + dropped);
+
+        Draw next = draw(m, x);
         m.reseed(5);
-        m.forward(x, y);
-        losses[0] = m.takeAuxiliaryLoss();
-        m.forward(x, y);
-        losses[1] = m.takeAuxiliaryLoss();
-        m.reseed(5);
-        m.forward(x, y);
-        losses[2] = m.takeAuxiliaryLoss();
+        Draw again = draw(m, x);
         m.reseed(6);
-        m.forward(x, y);
-        losses[3] = m.takeAuxiliaryLoss();
-        assertEquals(2 * 3, m.sampledFeatures(), "M = 3 features from each of the 2 experts");
-        assertEquals(losses[0], losses[2], 0.0, "the same seed samples the same features");
-        assertNotEquals(losses[0], losses[1], "the stream moves on between forwards");
-        assertNotEquals(losses[0], losses[3], "another seed samples other features");
+        Draw other = draw(m, x);
+        assertArrayEquals(first.y(), again.y(), 0.0, "after reseed(5) the same dropout mask, bit for bit");
+        assertArrayEquals(first.sampled(), again.sampled(), "after reseed(5) the same rows sampled as features");
+        assertFalse(java.util.Arrays.equals(first.dropped(), next.dropped()), "the dropout stream moves on between forwards");
+        assertFalse(java.util.Arrays.equals(first.sampled(), next.sampled()), "the sampling stream moves on between forwards");
+        assertFalse(java.util.Arrays.equals(first.dropped(), other.dropped()), "another seed drops other inputs");
+        assertFalse(java.util.Arrays.equals(first.sampled(), other.sampled()), "another seed samples other features");
     }
 
     @Test

@@ -27,10 +27,36 @@ public final class FiniteDifference {
      * |a - n| / max(1e-3, |a| + |n|) so that near-zero gradients are compared absolutely.
      */
     public static void check(String what, INDArray x, INDArray analytic, DoubleSupplier loss) {
+        long[] all = new long[(int) x.length()];
+        for (int i = 0; i < all.length; i++) all[i] = i;
+        check(what, x, analytic, loss, all);
+    }
+
+    /**
+     * {@link #check} on {@code samples} entries of {@code x} (all of them when it has no more),
+     * drawn without replacement from a stream seeded by {@code what}: the same entries every run.
+     * For models whose forward is too slow to nudge every entry of every tensor.
+     */
+    public static void check(String what, INDArray x, INDArray analytic, DoubleSupplier loss, int samples) {
+        int n = (int) x.length();
+        long[] order = new long[n];
+        for (int i = 0; i < n; i++) order[i] = i;
+        SplittableRandom random = new SplittableRandom(what.hashCode());
+        int take = Math.min(samples, n);
+        for (int i = 0; i < take; i++) {
+            int j = i + random.nextInt(n - i);
+            long t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        check(what, x, analytic, loss, java.util.Arrays.copyOf(order, take));
+    }
+
+    private static void check(String what, INDArray x, INDArray analytic, DoubleSupplier loss, long[] entries) {
         assertTrue(x.dataType() == DataType.DOUBLE, "gradient checks run in double");
         double worst = 0;
         long worstAt = -1;
-        for (long i = 0; i < x.length(); i++) {
+        for (long i : entries) {
             double saved = x.getDouble(i);
             x.putScalar(i, saved + STEP);
             double up = loss.getAsDouble();

@@ -65,7 +65,8 @@ class OnnxWeightsTest {
         Map<String, INDArray> init = OnnxWeights.miniLm().initializers();
         INDArray raw = init.get(matmulInput);
         INDArray mapped = OnnxWeights.miniLm().bertWeights().get("encoder.layer.0.attention.self.query.weight");
-        assertEquals(raw.getFloat(5, 7), mapped.getFloat(7, 5), 0f);
+        assertArrayEquals(new long[] {raw.size(1), raw.size(0)}, mapped.shape());
+        assertArrayEquals(raw.transpose().dup('c').data().asFloat(), mapped.dup('c').data().asFloat(), "every entry, transposed");
     }
 
     @Test

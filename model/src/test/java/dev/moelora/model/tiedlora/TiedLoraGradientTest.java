@@ -4,6 +4,7 @@ import static dev.moelora.model.nn.FiniteDifference.check;
 import static dev.moelora.model.nn.FiniteDifference.dot;
 import static dev.moelora.model.nn.FiniteDifference.random;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertSame;
 
 import dev.moelora.model.bert.BertConfig;
@@ -96,7 +97,7 @@ class TiedLoraGradientTest {
     }
 
     /** Forward, backward of sum(out * r) with non-zero B and v, then every parameter's gradient against finite differences. */
-    private void checkEncoder(TiedLoraConfig config) {
+    private TiedLoraAdapters checkEncoder(TiedLoraConfig config) {
         BertEncoder encoder = BertEncoder.random(TINY, DataType.DOUBLE, 11);
         TiedLoraAdapters adapters = TiedLora.apply(encoder, config, 2);
         for (Parameter p : adapters.parameters()) p.value().assign(random(random, p.value().shape()));
@@ -108,12 +109,27 @@ class TiedLoraGradientTest {
         for (Parameter p : adapters.parameters()) {
             check(p.name(), p.value(), p.grad().dup(), () -> dot(encoder.forward(batch), r));
         }
+        return adapters;
+    }
+
+    /** The module of layer {@code layer} whose name ends with {@code suffix}. */
+    static TiedLoraLinear module(TiedLoraAdapters adapters, int layer, String suffix) {
+        return adapters.modules().stream().filter(m -> m.name().startsWith("encoder.layer." + layer + ".") && m.name().endsWith(suffix))
+                .findFirst().orElseThrow();
     }
 
     @Test
     void tl6TiedGradientsAreTheSumOverLayers() {
         TiedLoraConfig config = new TiedLoraConfig("tl6", 2, 4, 0.0, List.of("query", "value", "intermediate.dense"), false);
-        checkEncoder(config);
+        TiedLoraAdapters adapters = checkEncoder(config);
+        // the tensor each check nudged is used by both layers: its finite difference is the sum of both layers' terms
+        for (String type : List.of("query", "value", "intermediate.dense")) {
+            TiedLoraLinear first = module(adapters, 0, type), second = module(adapters, 1, type);
+            assertSame(first.a().trained(), second.a().trained(), type + ": one A for both layers");
+            assertSame(first.b().trained(), second.b().trained(), type + ": one B for both layers");
+            assertNotSame(first.u(), second.u(), type + ": u per layer");
+            assertNotSame(first.v(), second.v(), type + ": v per layer");
+        }
     }
 
     @Test
@@ -130,7 +146,14 @@ class TiedLoraGradientTest {
     @Test
     void perLayerASharedByQueryKeyAndValueMatchesFiniteDifferences() {
         // lora preset with sharing: one A per layer for its q, k and v
-        checkEncoder(new TiedLoraConfig("lora", 2, 4, 0.0, List.of("query", "key", "value"), true));
+        TiedLoraAdapters adapters = checkEncoder(new TiedLoraConfig("lora", 2, 4, 0.0, List.of("query", "key", "value"), true));
+        for (int layer = 0; layer < 2; layer++) {
+            Parameter a = module(adapters, layer, "query").a().trained();
+            assertSame(a, module(adapters, layer, "key").a().trained(), "layer " + layer + ": key uses the query's A");
+            assertSame(a, module(adapters, layer, "value").a().trained(), "layer " + layer + ": value uses the query's A");
+            assertNotSame(module(adapters, layer, "query").b().trained(), module(adapters, layer, "key").b().trained(), "B per module");
+        }
+        assertNotSame(module(adapters, 0, "query").a().trained(), module(adapters, 1, "query").a().trained(), "A per layer");
     }
 
     @Test
