@@ -1,12 +1,11 @@
 package dev.moelora.model.moelora;
 
+import dev.moelora.model.nn.InputDropout;
 import dev.moelora.model.nn.Linear;
 import dev.moelora.model.nn.Slab;
 import dev.moelora.model.optim.Parameter;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.api.ops.random.impl.BernoulliDistribution;
-import org.nd4j.linalg.api.rng.Random;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
@@ -63,10 +62,9 @@ import org.nd4j.linalg.factory.Nd4j;
 final class MoeLoraLinear implements Linear {
     private final Linear base;
     private final int experts;
-    private final double dropout;
     private final Parameter gate;     // (E, C)
     private final ExpertBank bank;    // the E experts: here, or in expert actors
-    private final Random dropoutRng;
+    private final InputDropout dropout;  // on the experts' input only: the gate sees x
     private final TopKRouter router;
     private final ExpertDispatch dispatch;
     private final RoutingStatistics statistics;
@@ -76,9 +74,8 @@ final class MoeLoraLinear implements Linear {
     private double auxScale = 1;
 
     private long capacityRows;
-    private Slab dropMask, dropped;          // (N, C)
     private Slab logits, dlogits;            // (N, E)
-    private INDArray lastX, lastMask;        // (N, C) the input, the dropout mask / keep
+    private INDArray lastX;                  // (N, C) the input
 
     MoeLoraLinear(Linear base, INDArray gateInit, INDArray[] aInit, INDArray[] bInit, MoeLoraConfig config,
                   double lossWeight, long seed) {
@@ -96,7 +93,6 @@ final class MoeLoraLinear implements Linear {
     MoeLoraLinear(Linear base, INDArray gateInit, ExpertBank bank, MoeLoraConfig config, double lossWeight, long seed) {
         this.base = base;
         this.experts = config.experts();
-        this.dropout = config.dropout();
         if (gateInit.size(0) != experts || gateInit.size(1) != base.dIn()) {
             throw new IllegalArgumentException(base.name() + ": the gate is " + java.util.Arrays.toString(gateInit.shape())
                     + ", expected [" + experts + ", " + base.dIn() + "]");
@@ -104,7 +100,7 @@ final class MoeLoraLinear implements Linear {
         DataType dt = gateInit.dataType();
         this.gate = new Parameter(base.name() + ".moe_gate", gateInit);
         this.bank = bank;
-        this.dropoutRng = Nd4j.getRandomFactory().getNewRandomInstance(dropoutSeed(seed));
+        this.dropout = new InputDropout(base.name() + ".moe", config.dropout(), dropoutSeed(seed));
         this.router = new TopKRouter(experts, config.topK());
         this.dispatch = new ExpertDispatch(base.name(), dt, base.dIn(), base.dOut(), router);
         this.statistics = new RoutingStatistics(base.name(), dt, experts, base.dOut(), router);
@@ -129,7 +125,7 @@ final class MoeLoraLinear implements Linear {
     /** Restarts both random streams (dropout masks, feature sampling) from one seed. */
     void reseed(long seed) {
         losses.reseed(seed);
-        dropoutRng.setSeed(dropoutSeed(seed));
+        dropout.reseed(dropoutSeed(seed));
     }
 
     private static long dropoutSeed(long seed) {
@@ -163,12 +159,7 @@ final class MoeLoraLinear implements Linear {
     private void ensureCapacity(long rows) {
         if (rows <= capacityRows) return;
         DataType dt = gate.value().dataType();
-        long c = dIn();
         String m = name() + ".";
-        if (dropout > 0) {
-            dropMask = new Slab(m + "moe_dropout", dt, rows * c);
-            dropped = new Slab(m + "moe_dropped", dt, rows * c);
-        }
         logits = new Slab(m + "moe_logits", dt, rows * experts);
         dlogits = new Slab(m + "moe_dlogits", dt, rows * experts);
         capacityRows = rows;
@@ -186,7 +177,7 @@ final class MoeLoraLinear implements Linear {
         lastX = x;
         if (N == 0) return;
 
-        INDArray xd = dropoutForward(x, N);                                // (N, C) expert input
+        INDArray xd = dropout.forward(x, training);                        // (N, C) expert input, one mask shared by a row's experts
         INDArray lg = logits.view(N, experts);
         Nd4j.gemm(x, gate.value(), lg, false, true, 1.0, 0.0);             // (N, E) logits = x W_g^T
         router.forward(lg.data());                                         // p, top-k, g, slot layout
@@ -196,22 +187,6 @@ final class MoeLoraLinear implements Linear {
         dispatch.combine(y);                                               // (N, D) y += g H
         statistics.forward(rowMask, h);                                    // real rows, counts, gate mass, entropy, cosines
         losses.forward(training, h);                                       // L_bal; L_cl and the auxiliary loss when training
-    }
-
-    /** drop(x) (N, C): x itself outside training or without dropout; keeps the mask for backward. */
-    private INDArray dropoutForward(INDArray x, int N) {
-        lastMask = null;
-        if (!(dropout > 0 && training)) return x;
-        double keep = 1.0 - dropout;
-        lastMask = dropMask.view(N, dIn());
-        Nd4j.getExecutioner().exec(new BernoulliDistribution(lastMask, keep), dropoutRng);
-        lastMask.divi(keep);
-        return dropped.view(N, dIn()).assign(x).muli(lastMask);
-    }
-
-    /** dL/dx (N, C) from dL/d(drop(x)), in place: times the forward's mask. */
-    private INDArray dropoutBackward(INDArray dxd) {
-        return lastMask == null ? dxd : dxd.muli(lastMask);
     }
 
     @Override
@@ -224,7 +199,7 @@ final class MoeLoraLinear implements Linear {
         INDArray dh = dispatch.combineBackward(dy);                        // (NK, D) dH = g dy[R_e]; dg = dy . H
         losses.contrastiveBackward(dh, auxScale);                          // + dL_cl/dH on the sampled rows
         bank.backward(dh, router.offset(), dispatch.expertInputGradients()); // dA_e, dB_e; dX_e into X_e's buffer
-        dx.addi(dropoutBackward(dispatch.gatherBackward()));               // (N, C) dX summed over a row's slots, ascending expert
+        dx.addi(dropout.backward(dispatch.gatherBackward()));               // (N, C) dX summed over a row's slots, ascending expert
 
         INDArray dl = dlogits.view(N, experts);
         router.backward(dispatch.dg(), statistics.real(), losses.balanceBackward(auxScale), dl.data()); // (N, E) dlogits

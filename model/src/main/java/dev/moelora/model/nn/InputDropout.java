@@ -48,6 +48,11 @@ public final class InputDropout {
         return lastDropped;
     }
 
+    /** dL/dx from dL/d(drop(x)) (N, dIn), in place: times the last forward's mask (unchanged when it kept x). */
+    public INDArray backward(INDArray dDropped) {
+        return lastMask == null ? dDropped : dDropped.muli(lastMask);
+    }
+
     /**
      * For a branch that computed {@code drop(x) W^T}: {@code dx += (g W) ⊙ mask}, given
      * g = dL/d(drop(x) W^T). Call it after every other use of drop(x) in backward: the dropped

@@ -15,8 +15,9 @@ public final class Evaluation {
 
     private Evaluation() {}
 
-    /** Runs the model in eval mode (no dropout) over every test example of every task. */
+    /** Puts the adapters in eval mode (no dropout, no feature sampling) and runs the model over every test example of every task. */
     public static List<TaskScore> run(TaskModel model, List<Task> tasks, int batchSize) {
+        model.adapters().setTraining(false);
         List<TaskScore> out = new ArrayList<>();
         for (Task t : tasks) {
             int correct = 0;
