@@ -63,6 +63,7 @@ class ArchitectureTest {
                 .layer("experiment").definedBy("dev.moelora.cluster.experiment..")
                 .layer("single").definedBy("dev.moelora.cluster.single..")
                 .layer("runtime").definedBy("dev.moelora.cluster.runtime..")
+                .layer("checkpoint").definedBy("dev.moelora.cluster.checkpoint..")
                 .layer("job").definedBy("dev.moelora.cluster.job..")
                 .layer("setup").definedBy("dev.moelora.cluster.setup..")
                 .layer("config").definedBy("dev.moelora.cluster.config..")
@@ -72,9 +73,10 @@ class ArchitectureTest {
                 .whereLayer("experiment").mayOnlyBeAccessedByLayers("cli")
                 .whereLayer("single").mayOnlyBeAccessedByLayers("cli", "bench")
                 .whereLayer("runtime").mayOnlyBeAccessedByLayers("cli", "bench")
+                .whereLayer("checkpoint").mayOnlyBeAccessedByLayers("cli", "bench", "single", "runtime")
                 .whereLayer("job").mayOnlyBeAccessedByLayers("cli", "bench", "experiment", "single", "runtime")
                 .whereLayer("setup").mayOnlyBeAccessedByLayers("cli", "bench", "single", "runtime")
-                .whereLayer("config").mayOnlyBeAccessedByLayers("cli", "bench", "experiment", "single", "runtime", "job", "setup")
+                .whereLayer("config").mayOnlyBeAccessedByLayers("cli", "bench", "experiment", "single", "runtime", "checkpoint", "job", "setup")
                 .check(classes);
     }
 

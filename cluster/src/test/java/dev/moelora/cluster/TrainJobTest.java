@@ -35,7 +35,7 @@ class TrainJobTest {
                 "data.source=llm-adapters", "data.llm-adapters.root=" + data.get().resolve("llm-adapters/dataset"),
                 "data.llm-adapters.tasks=[ARC-Easy]", "data.llm-adapters.max-train-per-task=24",
                 "data.llm-adapters.max-test-per-task=16", "data.max-length=64", "train.steps=4", "train.batch-size=4",
-                "train.eval-batch-size=4", "train.warmup-steps=1", "train.save-every=2", "run.dir=" + dir, "run.name=arc"));
+                "train.eval-batch-size=4", "train.warmup-steps=1", "checkpoint.every=2", "run.dir=" + dir, "run.name=arc"));
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         JobResult result = Jobs.run(config, new PrintStream(log, true, StandardCharsets.UTF_8), false);
         String printed = log.toString(StandardCharsets.UTF_8);
@@ -46,11 +46,11 @@ class TrainJobTest {
         JsonNode eval = new ObjectMapper().readTree(dir.resolve("arc/eval.json").toFile());
         assertEquals("ARC-Easy", eval.get(0).get("task").asText());
         assertEquals(16, eval.get(0).get("examples").asInt());
-        for (String f : List.of(AdapterStore.ADAPTER, AdapterStore.CONFIG, AdapterStore.OPTIMIZER, AdapterStore.STATE)) {
+        for (String f : List.of(AdapterStore.ADAPTER, AdapterStore.CONFIG)) {
             assertTrue(Files.isRegularFile(dir.resolve("arc/adapter").resolve(f)), f);
         }
-        JsonNode state = new ObjectMapper().readTree(dir.resolve("arc/adapter/trainer_state.json").toFile());
-        assertEquals(4, state.get("step").asInt());
+        assertEquals("step-000004", Files.readString(dir.resolve("arc/checkpoints/latest")).trim());
+        assertTrue(Files.isRegularFile(dir.resolve("arc/checkpoints/step-000002/manifest.pb")), "the checkpoint of step 2 is kept");
     }
 
     @Test
@@ -61,19 +61,31 @@ class TrainJobTest {
         List<String> first = new java.util.ArrayList<>(tiny);
         first.add("run.name=first");
         Jobs.run(RunConfig.load(null, first), quiet, false);
-        String saved = dir.resolve("first/adapter").toString();
+        String saved = dir.resolve("first/checkpoints/step-000002").toString();
 
         List<String> other = new java.util.ArrayList<>(tiny);
         other.addAll(List.of("run.name=other", "run.resume-from=" + saved, "adapter.rank=4", "train.lr=0.01"));
         var e = assertThrows(IllegalArgumentException.class, () -> Jobs.run(RunConfig.load(null, other), quiet, false));
-        assertTrue(e.getMessage().contains("adapter.rank = 8 -> 4") && e.getMessage().contains("train.lr = 0.002 -> 0.01"), e.getMessage());
-        assertTrue(!Files.exists(dir.resolve("other/adapter")), "nothing was saved by the refused run");
+        assertTrue(e.getMessage().contains("adapter.rank = 8 -> 4") && e.getMessage().contains("train.lr = 0.002 -> 0.01")
+                && e.getMessage().contains(saved), e.getMessage());
+        assertTrue(!Files.exists(dir.resolve("other/adapter")) && !Files.exists(dir.resolve("other/checkpoints")),
+                "nothing was saved by the refused run");
 
-        // more steps, another run directory: the same adapter, continued
+        // more steps, other checkpoint settings, another run directory: the same adapter, continued
         List<String> longer = new java.util.ArrayList<>(tiny);
-        longer.addAll(List.of("run.name=longer", "run.resume-from=" + saved, "train.steps=3"));
+        longer.addAll(List.of("run.name=longer", "run.resume-from=" + saved, "train.steps=3", "checkpoint.every=1"));
         JobResult r = Jobs.run(RunConfig.load(null, longer), quiet, false);
         assertEquals(1, r.losses().size(), "resumed at step 2 of 3");
+
+        List<String> again = new java.util.ArrayList<>(tiny);
+        again.add("run.name=first");
+        var fresh = assertThrows(IllegalArgumentException.class, () -> Jobs.run(RunConfig.load(null, again), quiet, false));
+        assertTrue(fresh.getMessage().contains("already holds checkpoints") && fresh.getMessage().contains("run.resume-from = latest"),
+                fresh.getMessage());
+        List<String> adapterDir = new java.util.ArrayList<>(tiny);
+        adapterDir.addAll(List.of("run.name=from-adapter", "run.resume-from=" + dir.resolve("first/adapter")));
+        var notCheckpoint = assertThrows(IllegalArgumentException.class, () -> Jobs.run(RunConfig.load(null, adapterDir), quiet, false));
+        assertTrue(notCheckpoint.getMessage().contains("is not a checkpoint step directory"), notCheckpoint.getMessage());
     }
 
     @Test

@@ -35,7 +35,7 @@ public final class RuntimeBench {
                 adapter.type = moelora
                 data.generated { train-per-task = 200, test-per-task = 4 }
                 data.max-length = %d
-                train { steps = %d, batch-size = %d, eval-batch-size = 8, warmup-steps = 0, save-every = 0 }
+                train { steps = %d, batch-size = %d, eval-batch-size = 8, warmup-steps = 0 }
                 run.dir = "%s"
                 """.formatted(seq, steps, batch, work.toString().replace("\\", "/"));
         double single = median(train(work, "single-process", common));

@@ -108,9 +108,10 @@ public final class RunConfig {
 
     /**
      * Keys that say where and how long a run goes, not what it computes: a saved run may continue
-     * with other values (more steps, another placement, another run directory).
+     * with other values (more steps, other checkpoint intervals, another placement, another run
+     * directory).
      */
-    private static final List<String> NOT_HASHED = List.of("run", "train.steps", "train.save-every", "runtime", "cluster", "recovery", "dashboard");
+    private static final List<String> NOT_HASHED = List.of("run", "train.steps", "checkpoint", "runtime", "cluster", "recovery", "dashboard");
 
     /** The settings that decide what a saved adapter means: everything but {@link #NOT_HASHED}. */
     private Config meaning() {

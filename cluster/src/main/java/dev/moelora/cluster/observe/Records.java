@@ -61,4 +61,13 @@ public final class Records {
         }
         return out;
     }
+
+    /** An events line (docs/records.md): time, event, step; the caller adds the fields its event has (checkpoint, reason, seconds, node). */
+    public static ObjectNode event(String event, long step) {
+        ObjectNode line = JSON.createObjectNode();
+        line.put("time", java.time.Instant.now().toString());
+        line.put("event", event);
+        line.put("step", step);
+        return line;
+    }
 }

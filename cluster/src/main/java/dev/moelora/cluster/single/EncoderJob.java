@@ -3,6 +3,7 @@ package dev.moelora.cluster.single;
 import dev.moelora.cluster.config.RunConfig;
 import dev.moelora.cluster.job.AdapterJson;
 import dev.moelora.cluster.job.JobResult;
+import dev.moelora.cluster.job.Preemption;
 import dev.moelora.cluster.job.Progress;
 import dev.moelora.cluster.job.RunDirectory;
 import dev.moelora.cluster.setup.BaseModel;
@@ -23,17 +24,24 @@ import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
+import java.util.function.Supplier;
 
 /**
  * One single-process training run of an encoder over tasks, end to end (a decoder's is
  * {@link InstructionJob}, an expert-parallel run's is the runtime's job): base model, tasks,
- * adapter and heads, training with progress and per-step JSONL metrics, periodic and final saves,
- * and the evaluation table. Everything it writes goes under the run directory.
+ * adapter and heads, training with progress and per-step JSONL metrics, checkpoints and the final
+ * adapter, and the evaluation table (none when the run is preempted). Everything it writes goes
+ * under the run directory (checkpoints under checkpoint.dir when that is set).
  */
 public final class EncoderJob {
     private EncoderJob() {}
 
     public static JobResult run(RunConfig config, PrintStream out, boolean terminal) throws IOException {
+        return run(config, out, terminal, () -> Preemption.install(config.duration("checkpoint.preemption-timeout")));
+    }
+
+    /** The run, with {@code preemption} deciding when it stops early at a checkpoint (this JVM's SIGTERM, or a test's condition). */
+    public static JobResult run(RunConfig config, PrintStream out, boolean terminal, Supplier<Preemption> preemption) throws IOException {
         if (config.string("data.source").equals("instructions")) {
             throw new IllegalArgumentException("data.source = instructions trains a decoder: set model.name = llama and model.path");
         }
@@ -69,9 +77,12 @@ public final class EncoderJob {
             }
         };
         Path adapterDir = runDir.resolve("adapter");
-        TrainingLoop.resume(config, steps, out);
         TrainingLoop.Totals totals = TrainingLoop.run(config, runDir, steps, adapters,
-                AdapterJson.of(config, adapters.describe(), base.description(), null, tasks), adapterDir, out, terminal);
+                AdapterJson.of(config, adapters.describe(), base.description(), null, tasks), adapterDir, out, terminal, preemption);
+        if (totals.preempted()) {
+            return new JobResult(runDir, adapters.describe(), List.of(), adapterParams + headParams, totals.tokensPerSecond(), totals.seconds(),
+                    (System.nanoTime() - t0) / 1e9, totals.losses());
+        }
 
         out.println("evaluating on the test splits...");
         List<Evaluation.TaskScore> scores = Evaluation.run(model, tasks, train.evalBatchSize());

@@ -22,6 +22,7 @@ import dev.moelora.model.optim.AdamW;
 import dev.moelora.cluster.config.RunConfig;
 import dev.moelora.cluster.job.AdapterJson;
 import dev.moelora.cluster.job.JobResult;
+import dev.moelora.cluster.job.Preemption;
 import dev.moelora.cluster.job.Progress;
 import dev.moelora.cluster.job.RunDirectory;
 import dev.moelora.cluster.setup.AdapterFamily;
@@ -35,14 +36,15 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.function.Supplier;
 
 /**
  * One instruction-tuning run of a LLaMA-family decoder, end to end: checkpoint and tokenizer,
  * instruction records tokenized with the LLM-Adapters template, the adapter on the decoder's
- * projections, training with progress and per-step JSONL metrics, periodic and final saves, then
- * math accuracy on the test sets by greedy generation. Everything it writes goes under the run
- * directory: config.conf, metrics.jsonl (routing.jsonl for MoELoRA), adapter/, predictions.jsonl,
- * eval.md and eval.json.
+ * projections, training with progress and per-step JSONL metrics, checkpoints and the final adapter,
+ * then math accuracy on the test sets by greedy generation. Everything it writes goes under the run
+ * directory: config.conf, metrics.jsonl (routing.jsonl for MoELoRA), events.jsonl, checkpoints/ (unless
+ * checkpoint.dir is elsewhere), adapter/, predictions.jsonl, eval.md and eval.json.
  */
 public final class InstructionJob {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -50,6 +52,11 @@ public final class InstructionJob {
     private InstructionJob() {}
 
     public static JobResult run(RunConfig config, PrintStream out, boolean terminal) throws IOException {
+        return run(config, out, terminal, () -> Preemption.install(config.duration("checkpoint.preemption-timeout")));
+    }
+
+    /** The run, with {@code preemption} deciding when it stops early at a checkpoint (this JVM's SIGTERM, or a test's condition). */
+    public static JobResult run(RunConfig config, PrintStream out, boolean terminal, Supplier<Preemption> preemption) throws IOException {
         long t0 = System.nanoTime();
         if (!config.string("data.source").equals("instructions")) {
             throw new IllegalArgumentException("model.name = llama trains on instructions: set data.source = instructions (it is '"
@@ -109,8 +116,11 @@ public final class InstructionJob {
             @Override public int position() { return trainer.order().position(); }
             @Override public void resume(int step, int epoch, int position) { trainer.resume(step, epoch, position); }
         };
-        TrainingLoop.resume(config, steps, out);
-        TrainingLoop.Totals totals = TrainingLoop.run(config, runDir, steps, adapters, adapterJson, adapterDir, out, terminal);
+        TrainingLoop.Totals totals = TrainingLoop.run(config, runDir, steps, adapters, adapterJson, adapterDir, out, terminal, preemption);
+        if (totals.preempted()) {
+            return new JobResult(runDir, adapters.describe(), List.of(), adapters.trainableParameters(), totals.tokensPerSecond(),
+                    totals.seconds(), (System.nanoTime() - t0) / 1e9, totals.losses());
+        }
 
         List<Evaluation.TaskScore> scores = new ArrayList<>();
         ArrayNode evalJson = JSON.createArrayNode();

@@ -69,7 +69,7 @@ class ExperimentTest {
                 data.generated { train-per-task = 8, test-per-task = 4 }
                 data.max-length = 24
                 adapter { type = moelora, experts = 4, expert-rank = 2 }
-                train { steps = 2, batch-size = 4, eval-batch-size = 4, warmup-steps = 1, save-every = 0 }
+                train { steps = 2, batch-size = 4, eval-batch-size = 4, warmup-steps = 1 }
                 run.dir = "%s"
                 experiment {
                   name = twins

@@ -49,7 +49,7 @@ class ExpertParallelEquivalenceTest {
                 adapter.type = moelora
                 data.generated { train-per-task = 40, test-per-task = 8 }
                 data.max-length = 24
-                train { batch-size = 4, eval-batch-size = 8, warmup-steps = 2, save-every = 0 }
+                train { batch-size = 4, eval-batch-size = 8, warmup-steps = 2 }
                 run { dir = "%s", name = %s }
                 %s
                 """.formatted(dir.toString().replace("\\", "/"), name, extra));
