@@ -1,6 +1,7 @@
 package dev.moelora.cluster.tensorboard;
 
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.core.json.JsonReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -206,6 +207,7 @@ final class RecordedRun {
                 if (v.has("simple_value")) {
                     assertNull(scalars.put(key, v.get("simple_value").doubleValue()), "one scalar per " + key);
                 } else {
+                    assertTrue(v.has("histo"), () -> key + " has neither simple_value nor histo: " + v);
                     assertNull(histograms.put(key, histogram(v.get("histo"))), "one histogram per " + key);
                 }
             }
