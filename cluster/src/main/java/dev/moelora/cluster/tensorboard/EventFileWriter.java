@@ -23,8 +23,7 @@ import java.util.List;
  * writer start makes a new file, as TensorFlow's writers do, so a resumed run adds a file beside
  * the old ones and TensorBoard reads them in name order (a later start sorts later). It never
  * opens an existing file: when the name is taken (a second start within the same second) it adds
- * {@code .1}, {@code .2}, ... to the name. Nothing is written before {@link #open} has made the
- * file. One thread at a time.
+ * {@code .1}, {@code .2}, ... to the name. One thread at a time.
  */
 public final class EventFileWriter implements Closeable {
     /** What TensorBoard expects in a file's first event; the 2 selects its restart handling (SessionLog-based, which we never write). */
