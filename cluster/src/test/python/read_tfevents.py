@@ -185,7 +185,8 @@ def summary_value(buf, where):
 
 
 def event(buf, where):
-    # Event: wall_time 1 (double), step 2 (int64), file_version 3 (string), summary 5 (Summary: value 1, repeated)
+    # Event: wall_time 1 (double), step 2 (int64), file_version 3 (string), summary 5 (Summary: value 1, repeated),
+    # session_log 7 (SessionLog)
     e = {"wall_time": 0.0, "step": 0, "values": []}
     for number, wire, value in fields(buf, where):
         if number == 1:
@@ -203,6 +204,18 @@ def event(buf, where):
                 if n == 1:
                     expect(where + " summary", n, w, LENGTH_DELIMITED)
                     e["values"].append(summary_value(v, "%s value %d" % (where, len(e["values"]))))
+        elif number == 7:
+            # SessionLog: status 1 (enum: 1 START, 2 STOP, 3 CHECKPOINT), checkpoint_path 2, msg 3
+            expect(where, number, wire, LENGTH_DELIMITED)
+            log = {"status": 0}
+            for n, w, v in fields(value, where + " session_log"):
+                if n == 1:
+                    expect(where + " session_log", n, w, VARINT)
+                    log["status"] = v
+                elif n == 3:
+                    expect(where + " session_log", n, w, LENGTH_DELIMITED)
+                    log["msg"] = text(v, where)
+            e["session_log"] = log
     return e
 
 

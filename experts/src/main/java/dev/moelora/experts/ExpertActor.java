@@ -1,21 +1,18 @@
 package dev.moelora.experts;
 
+import dev.moelora.model.checkpoint.StateFile;
 import dev.moelora.model.moelora.MoeLora;
 import dev.moelora.model.moelora.MoeLoraConfig;
 import dev.moelora.model.optim.Parameter;
-import dev.moelora.model.safetensors.Safetensors;
+import dev.moelora.proto.control.FileDigest;
 import dev.moelora.proto.wire.Direction;
 import dev.moelora.proto.wire.TensorFrameHeader;
 import java.nio.ByteBuffer;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import org.nd4j.linalg.api.ndarray.INDArray;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -23,12 +20,13 @@ import org.slf4j.LoggerFactory;
  * One MoELoRA expert: its A and B for every adapted module and layer, their AdamW state and
  * gradient slots ({@link ExpertState}), on its own pinned thread bound to one device. It answers
  * the routers' dispatches (rows in, H out; dL/dH in, dL/dX out) over Aeron, and the
- * coordinator's step commands (reduce, apply, save) over Pekko. It must be spawned on a pinned
+ * coordinator's step commands (reduce, apply, checkpoint, restore) over Pekko. It must be spawned on a pinned
  * dispatcher: its computation blocks its thread. It never sees the trunk or the gates.
  *
  * <p>A dispatch it cannot compute is answered with a FAILURE frame carrying the cause, and the
- * expert goes on serving. A step command that throws stops the actor; its {@link ExpertNode}
- * watches it and fails the request with the cause.
+ * expert goes on serving. A step command that throws is answered with {@link StepFailed} and its
+ * cause; an actor that dies anyway (its setup threw) is noticed by its {@link ExpertNode}, which
+ * watches it.
  */
 public final class ExpertActor {
     private static final Logger LOG = LoggerFactory.getLogger(ExpertActor.class);
@@ -39,22 +37,36 @@ public final class ExpertActor {
     public record Compute(TensorFrameHeader header) implements Command {}
 
     /** Sum this step's micro-batch gradient slots in order; reply with every parameter's gradient norm. */
-    public record Reduce(int microBatches, ActorRef<Reduced> replyTo) implements Command {}
-
-    public record Reduced(int expert, List<String> parameters, double[] norms) {}
+    public record Reduce(int microBatches, ActorRef<Reply> replyTo) implements Command {}
 
     /** Clip by the global factor and take an AdamW step. */
-    public record Apply(double lr, double clipFactor, ActorRef<Applied> replyTo) implements Command {}
+    public record Apply(double lr, double clipFactor, ActorRef<Reply> replyTo) implements Command {}
 
-    public record Applied(int expert) {}
+    /** Write the expert's tensors and AdamW state into the checkpoint directory. */
+    public record Checkpoint(Path directory, ActorRef<Reply> replyTo) implements Command {}
 
-    /** Write the expert's tensors to {@code directory/expert-<e>.safetensors}. */
-    public record Save(Path directory, ActorRef<Saved> replyTo) implements Command {}
+    /** Load the expert's tensors and AdamW state from its file of a checkpoint, verified first. */
+    public record Restore(Path directory, List<FileDigest> files, ActorRef<Reply> replyTo) implements Command {}
 
-    public record Saved(int expert, Path file) {}
+    /** What the expert answers the node; every request gets exactly one. */
+    public sealed interface Reply {
+        int expert();
+    }
+
+    public record Reduced(int expert, List<String> parameters, double[] norms) implements Reply {}
+
+    /** @param computeNanos time spent computing (dispatches, reduce, apply) since the last Applied */
+    public record Applied(int expert, int device, long computeNanos) implements Reply {}
+
+    public record Checkpointed(int expert, FileDigest file) implements Reply {}
+
+    public record Restored(int expert) implements Reply {}
+
+    /** The request could not be done; the expert keeps its state as it was and goes on serving. */
+    public record StepFailed(int expert, String message) implements Reply {}
 
     /** Sent to the node once the expert's state exists on its device and its buffers are registered. */
-    public record Started(int expert, int device, ActorRef<Command> self) {}
+    public record Started(int expert, int device, ActorRef<Command> self) implements Reply {}
 
     /** What an expert needs to start: which expert, where, and the run it belongs to. */
     public record Setup(long runId, int expert, int device, List<MoeLora.ModuleShape> modules, MoeLoraConfig config,
@@ -62,34 +74,67 @@ public final class ExpertActor {
 
     private ExpertActor() {}
 
-    public static Behavior<Command> create(Setup setup, ActorRef<Started> started) {
+    /** @param started told {@link Started} once the expert's state exists (or the actor fails, which its parent sees) */
+    public static Behavior<Command> create(Setup setup, ActorRef<Reply> started) {
         return Behaviors.setup(ctx -> {
             DeviceSlots.bind(setup.device());
             ExpertState state = new ExpertState(setup.expert(), setup.modules(), setup.config(), setup.adapterSeed(),
                     setup.weightDecay(), setup.microBatches());
             setup.dataPlane().register(state, ctx.getSelf());
             started.tell(new Started(setup.expert(), setup.device(), ctx.getSelf()));
+            long[] computeNanos = {0};
             return Behaviors.receive(Command.class)
                     .onMessage(Compute.class, c -> {
+                        long t0 = System.nanoTime();
                         compute(setup, state, c.header());
+                        computeNanos[0] += System.nanoTime() - t0;
                         return Behaviors.same();
                     })
-                    .onMessage(Reduce.class, r -> {
+                    .onMessage(Reduce.class, r -> answer(r.replyTo(), state, "reduce", () -> {
+                        long t0 = System.nanoTime();
                         double[] norms = state.reduce(r.microBatches());
-                        r.replyTo().tell(new Reduced(state.expert(), state.parameters().stream().map(Parameter::name).toList(), norms));
-                        return Behaviors.same();
-                    })
-                    .onMessage(Apply.class, a -> {
+                        computeNanos[0] += System.nanoTime() - t0;
+                        return new Reduced(state.expert(), state.parameters().stream().map(Parameter::name).toList(), norms);
+                    }))
+                    .onMessage(Apply.class, a -> answer(a.replyTo(), state, "apply", () -> {
+                        long t0 = System.nanoTime();
                         state.apply(a.lr(), a.clipFactor());
-                        a.replyTo().tell(new Applied(state.expert()));
-                        return Behaviors.same();
-                    })
-                    .onMessage(Save.class, s -> {
-                        s.replyTo().tell(new Saved(state.expert(), save(state, s.directory())));
-                        return Behaviors.same();
-                    })
+                        long spent = computeNanos[0] + System.nanoTime() - t0;
+                        computeNanos[0] = 0;
+                        return new Applied(state.expert(), setup.device(), spent);
+                    }))
+                    .onMessage(Checkpoint.class, c -> answer(c.replyTo(), state, "checkpoint", () -> {
+                        List<dev.moelora.model.checkpoint.FileDigest> written = StateFile.writeAll(c.directory(), state.parameters(), state.optimizer());
+                        if (written.size() != 1) throw new IllegalStateException("an expert's state is one file, got " + written);
+                        var d = written.get(0);
+                        return new Checkpointed(state.expert(), FileDigest.newBuilder().setName(d.name()).setSize(d.size()).setSha256(d.sha256()).build());
+                    }))
+                    .onMessage(Restore.class, r -> answer(r.replyTo(), state, "restore", () -> {
+                        java.util.Set<String> mine = StateFile.split(state.parameters()).keySet();
+                        StateFile.readAll(r.directory(), r.files().stream().filter(f -> mine.contains(f.getName()))
+                                .map(f -> new dev.moelora.model.checkpoint.FileDigest(f.getName(), f.getSize(), f.getSha256())).toList(),
+                                state.parameters(), state.optimizer());
+                        return new Restored(state.expert());
+                    }))
                     .build();
         });
+    }
+
+    private interface Work {
+        Reply run() throws Exception;
+    }
+
+    /** Runs a step command and replies its result, or its failure with the cause: a request never goes unanswered. */
+    private static Behavior<Command> answer(ActorRef<Reply> replyTo, ExpertState state, String what, Work work) {
+        Reply reply;
+        try {
+            reply = work.run();
+        } catch (Exception e) {
+            LOG.error("expert {}: {} failed", state.expert(), what, e);
+            reply = new StepFailed(state.expert(), "expert " + state.expert() + ": " + what + " failed: " + describe(e));
+        }
+        replyTo.tell(reply);
+        return Behaviors.same();
     }
 
     private static void compute(Setup setup, ExpertState state, TensorFrameHeader in) {
@@ -138,14 +183,4 @@ public final class ExpertActor {
         }
         return text.toString();
     }
-
-    private static Path save(ExpertState state, Path directory) throws java.io.IOException {
-        Files.createDirectories(directory);
-        Map<String, INDArray> tensors = new LinkedHashMap<>();
-        for (Parameter p : state.parameters()) tensors.put(p.name(), p.value());
-        Path file = directory.resolve("expert-" + state.expert() + ".safetensors");
-        Safetensors.write(file, tensors, Map.of("expert", Integer.toString(state.expert())));
-        return file;
-    }
-
 }

@@ -44,6 +44,7 @@ public final class ExpertDataPlane implements AutoCloseable {
     private final AtomicReferenceArray<ActorRef<ExpertActor.Command>> actors;
     private final AtomicReferenceArray<TensorFrameSender[]> senders; // (experts) x (routers): an expert replies on its own publications
     private final List<ExclusivePublication> publications = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private long closedFrames, closedBytes, closedSendNanos; // of the senders of earlier runs
 
     /**
      * Subscribes to {@code channel}/{@code stream} and starts polling.
@@ -68,16 +69,58 @@ public final class ExpertDataPlane implements AutoCloseable {
         this.poller.start();
     }
 
-    /** The run whose frames are accepted and the routers' endpoints, by router index. */
-    public void startRun(long runId, List<Endpoint> routers) {
-        this.routers = List.copyOf(routers);
+    /**
+     * The run whose frames are accepted and the routers' endpoints, by router index. Forgets the
+     * experts and publications of an earlier run (its experts must have stopped): frames of that
+     * run are dropped from now on as an unknown run.
+     */
+    public synchronized void startRun(long runId, List<Endpoint> routers) {
         this.runId = runId;
+        for (int e = 0; e < states.length(); e++) {
+            TensorFrameSender[] old = senders.get(e);
+            if (old != null) for (TensorFrameSender s : old) retire(s);
+            states.set(e, null);
+            actors.set(e, null);
+            senders.set(e, null);
+        }
+        for (ExclusivePublication p : publications) p.close();
+        publications.clear();
+        this.routers = List.copyOf(routers);
     }
+
+    private void retire(TensorFrameSender s) {
+        closedFrames += s.framesSent();
+        closedBytes += s.bytesSent();
+        closedSendNanos += s.sendNanos();
+    }
+
+    /** What this node sent and received so far and how long its experts spent sending: frames, bytes, nanoseconds, drops by kind. */
+    public synchronized Traffic traffic() {
+        long frames = closedFrames, bytes = closedBytes, nanos = closedSendNanos;
+        for (int e = 0; e < senders.length(); e++) {
+            TensorFrameSender[] s = senders.get(e);
+            if (s == null) continue;
+            for (TensorFrameSender x : s) {
+                frames += x.framesSent();
+                bytes += x.bytesSent();
+                nanos += x.sendNanos();
+            }
+        }
+        java.util.Map<String, Long> drops = new java.util.LinkedHashMap<>();
+        for (dev.moelora.proto.frame.FrameError k : dev.moelora.proto.frame.FrameError.values()) {
+            if (receiver.dropped(k) > 0) drops.put(k.name(), receiver.dropped(k));
+        }
+        return new Traffic(frames, bytes, receiver.messagesReceived(), receiver.bytesReceived(), nanos, drops);
+    }
+
+    /** Counters since the data plane started. */
+    public record Traffic(long framesSent, long bytesSent, long framesReceived, long bytesReceived, long sendNanos,
+                          java.util.Map<String, Long> dropped) {}
 
     public TensorFrameReceiver receiver() { return receiver; }
 
     /** Called by an expert's actor, on its own thread, once its state exists. */
-    void register(ExpertState state, ActorRef<ExpertActor.Command> actor) {
+    synchronized void register(ExpertState state, ActorRef<ExpertActor.Command> actor) {
         int e = state.expert();
         if (e >= states.length()) throw new IllegalArgumentException("expert " + e + " on a node sized for " + states.length());
         List<Endpoint> r = routers;
@@ -126,7 +169,8 @@ public final class ExpertDataPlane implements AutoCloseable {
     }
 
     private void onTensor(TensorFrameHeader h) {
-        actors.get(h.getExpert()).tell(new ExpertActor.Compute(h));
+        ActorRef<ExpertActor.Command> actor = actors.get(h.getExpert());
+        if (actor != null) actor.tell(new ExpertActor.Compute(h)); // null only if a new run started while the frame arrived
     }
 
     private void poll() {

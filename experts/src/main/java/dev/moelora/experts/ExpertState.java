@@ -141,6 +141,9 @@ final class ExpertState {
     int slots() { return x.length; }
     List<Parameter> parameters() { return params; }
 
+    /** The AdamW state of {@link #parameters()}: what a checkpoint saves with them. */
+    AdamW optimizer() { return optimizer; }
+
     /** Columns of a module's input (forward: C) or incoming gradient (backward: D). */
     long inputColumns(int module, boolean backward) {
         return backward ? modules.get(module).dOut() : modules.get(module).dIn();

@@ -3,12 +3,13 @@ package dev.moelora.router;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
+import dev.moelora.model.checkpoint.StateFile;
 import dev.moelora.model.data.Task;
 import dev.moelora.model.moelora.MoeLora;
 import dev.moelora.model.moelora.MoeLoraAdapters;
+import dev.moelora.model.moelora.RoutingStats;
 import dev.moelora.model.optim.AdamW;
 import dev.moelora.model.optim.Parameter;
-import dev.moelora.model.safetensors.Safetensors;
 import dev.moelora.model.task.TaskModel;
 import dev.moelora.model.train.Evaluation;
 import dev.moelora.model.train.ExampleSampler;
@@ -16,26 +17,30 @@ import dev.moelora.model.train.MicroBatchGradients;
 import dev.moelora.model.train.TrainConfig;
 import dev.moelora.model.train.Trainer;
 import dev.moelora.proto.control.Applied;
+import dev.moelora.proto.control.Checkpoint;
+import dev.moelora.proto.control.Checkpointed;
 import dev.moelora.proto.control.CoordinatorEvent;
 import dev.moelora.proto.control.DataEndpoint;
 import dev.moelora.proto.control.Evaluated;
 import dev.moelora.proto.control.ExpertPlacement;
 import dev.moelora.proto.control.Failed;
+import dev.moelora.proto.control.FileDigest;
 import dev.moelora.proto.control.InitRouter;
 import dev.moelora.proto.control.MicroBatchDone;
+import dev.moelora.proto.control.ModuleRouting;
 import dev.moelora.proto.control.ModuleShape;
+import dev.moelora.proto.control.NodeStats;
 import dev.moelora.proto.control.ParameterNorm;
 import dev.moelora.proto.control.Reduced;
+import dev.moelora.proto.control.Restore;
+import dev.moelora.proto.control.Restored;
 import dev.moelora.proto.control.RouterReady;
 import dev.moelora.proto.control.RouterRequest;
 import dev.moelora.proto.control.RunMicroBatch;
-import dev.moelora.proto.control.Saved;
-import java.nio.file.Files;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorRefResolver;
 import org.apache.pekko.actor.typed.Behavior;
@@ -49,8 +54,11 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * expert's rows over Aeron ({@link RemoteExpertBank}); the losses (task, balance, contrastive)
  * are computed here, by the same module code as the single-process reference. Between
  * data-parallel routers it all-gathers the gate and head gradients and reduces them in
- * micro-batch order, so every router applies the same update. It must be spawned on a pinned
- * dispatcher: a micro-batch blocks its thread. It never holds an expert's parameters.
+ * micro-batch order, so every router applies the same update. Router 0 writes the trunk's part of
+ * a checkpoint (gates, heads, their AdamW state); every router restores from it. An init while a
+ * run is loaded starts over from the configuration (recovery re-initialises every node). It must
+ * be spawned on a pinned dispatcher: a micro-batch blocks its thread. It never holds an expert's
+ * parameters.
  */
 public final class RouterActor {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -70,6 +78,7 @@ public final class RouterActor {
     }
 
     private final ActorContext<Command> ctx;
+    private final String name;
     private final RouterDataPlane plane;
     private final WorkloadFactory factory;
     private final ActorRefResolver resolver;
@@ -80,48 +89,56 @@ public final class RouterActor {
     private MicroBatchGradients gradients;
     private long step = Long.MIN_VALUE;
     private final List<Integer> mine = new ArrayList<>();
+    // this step's time and traffic: busy is the time in step requests; the plane's counters at the last Applied
+    private long busyNanos;
+    private RouterDataPlane.Traffic lastTraffic;
 
-    private RouterActor(ActorContext<Command> ctx, RouterDataPlane plane, WorkloadFactory factory) {
+    private RouterActor(ActorContext<Command> ctx, String name, RouterDataPlane plane, WorkloadFactory factory) {
         this.ctx = ctx;
+        this.name = name;
         this.plane = plane;
         this.factory = factory;
         this.resolver = ActorRefResolver.get(ctx.getSystem());
     }
 
-    /** A plain actor that passes the coordinator's Protobuf requests on: the reference a router announces. */
-    public static Behavior<RouterRequest> requests(ActorRef<Command> router) {
+    /**
+     * A plain actor that passes the coordinator's Protobuf requests on: the reference a router
+     * announces. An abandon is not queued behind the request the router is blocked in: it goes
+     * straight to the data plane, whose wait then gives up.
+     */
+    public static Behavior<RouterRequest> requests(ActorRef<Command> router, RouterDataPlane plane) {
         return Behaviors.receiveMessage(r -> {
-            router.tell(new Request(r));
+            if (r.getRequestCase() == RouterRequest.RequestCase.ABANDON) plane.abandon(r.getAbandon().getReason());
+            else router.tell(new Request(r));
             return Behaviors.same();
         });
     }
 
-    public static Behavior<Command> create(RouterDataPlane plane, WorkloadFactory factory) {
-        return Behaviors.setup(ctx -> new RouterActor(ctx, plane, factory).behavior());
-    }
-
-    private String name() {
-        return "router " + plane.router();
+    /** @param name how this router names itself in its answers and errors (its node's name) */
+    public static Behavior<Command> create(String name, RouterDataPlane plane, WorkloadFactory factory) {
+        return Behaviors.setup(ctx -> new RouterActor(ctx, name, plane, factory).behavior());
     }
 
     private Behavior<Command> behavior() {
         return Behaviors.receive(Command.class)
                 .onMessage(Request.class, r -> {
                     ActorRef<CoordinatorEvent> replyTo = resolver.resolveActorRef(r.request().getReplyTo());
-                    CoordinatorEvent.Builder event = CoordinatorEvent.newBuilder().setFrom(name());
+                    CoordinatorEvent.Builder event = CoordinatorEvent.newBuilder().setFrom(name);
+                    long started = System.nanoTime();
                     try {
                         handle(r.request(), event);
-                    } catch (RuntimeException | java.io.IOException e) {
-                        ctx.getLog().error("{}: {} failed", name(), r.request().getRequestCase(), e);
-                        event.clearEvent().setFailed(Failed.newBuilder().setMessage(name() + ": " + e.getMessage()));
+                    } catch (RuntimeException | IOException e) {
+                        ctx.getLog().error("{}: {} failed", name, r.request().getRequestCase(), e);
+                        event.clearEvent().setFailed(Failed.newBuilder().setMessage(name + ": " + e.getMessage()));
                     }
+                    busyNanos += System.nanoTime() - started;
                     replyTo.tell(event.build());
                     return Behaviors.same();
                 })
                 .build();
     }
 
-    private void handle(RouterRequest request, CoordinatorEvent.Builder event) throws java.io.IOException {
+    private void handle(RouterRequest request, CoordinatorEvent.Builder event) throws IOException {
         switch (request.getRequestCase()) {
             case INIT -> event.setRouterReady(init(request.getInit()));
             case RUN -> event.setMicroBatchDone(run(request.getRun()));
@@ -132,10 +149,11 @@ public final class RouterActor {
                 if (clip < 1) for (Parameter p : params) p.grad().muli(clip);
                 optimizer.step(request.getApply().getLr());
                 for (Parameter p : params) p.zeroGrad();
-                event.setApplied(Applied.newBuilder().setStep(request.getApply().getStep()));
+                event.setApplied(Applied.newBuilder().setStep(request.getApply().getStep()).setStats(stepStats()));
             }
             case EVALUATE -> event.setEvaluated(evaluate());
-            case SAVE -> event.setSaved(save(Path.of(request.getSave().getDirectory())));
+            case CHECKPOINT -> event.setCheckpointed(checkpoint(request.getCheckpoint()));
+            case RESTORE -> event.setRestored(restore(request.getRestore()));
             default -> throw new IllegalArgumentException("unknown request " + request.getRequestCase());
         }
     }
@@ -144,8 +162,14 @@ public final class RouterActor {
         if (work == null) throw new IllegalStateException("not initialised: the coordinator must send init first");
     }
 
+    /** Builds the run from its configuration, dropping whatever an earlier init built. */
     private RouterReady init(InitRouter init) {
-        if (work != null) throw new IllegalStateException("already initialised");
+        work = null;
+        params = null;
+        optimizer = null;
+        gradients = null;
+        step = Long.MIN_VALUE;
+        mine.clear();
         List<RouterDataPlane.Endpoint> experts = new ArrayList<>();
         for (ExpertPlacement p : init.getPlacementList()) {
             if (p.getExpert() != experts.size()) throw new IllegalArgumentException("placement must list experts 0.. in order, got " + p.getExpert());
@@ -153,15 +177,19 @@ public final class RouterActor {
         }
         List<RouterDataPlane.Endpoint> routers = init.getRoutersList().stream().map(RouterActor::endpoint).toList();
         plane.startRun(init.getRunId(), init.getRouter(), experts, routers);
-        work = factory.build(init.getConfig(), (i, moduleInit, config) -> new RemoteExpertBank(plane, position, i, moduleInit.shape().name()));
-        List<Parameter> all = new ArrayList<>(work.adapters().parameters());
-        all.addAll(work.model().heads().parameters());
+        Workload built = factory.build(init.getConfig(), (i, moduleInit, config) -> new RemoteExpertBank(plane, position, i, moduleInit.shape().name()));
+        List<Parameter> all = new ArrayList<>(built.adapters().parameters());
+        all.addAll(built.model().heads().parameters());
         params = List.copyOf(all);
-        optimizer = AdamW.withDefaults(params, work.train().weightDecay());
-        gradients = new MicroBatchGradients(params, work.train().gradAccum());
+        optimizer = AdamW.withDefaults(params, built.train().weightDecay());
+        gradients = new MicroBatchGradients(params, built.train().gradAccum());
+        work = built;
+        busyNanos = 0;
+        lastTraffic = plane.traffic();
         long heads = work.model().heads().parameters().stream().mapToLong(Parameter::size).sum();
         RouterReady.Builder ready = RouterReady.newBuilder().setRouter(plane.router()).setTrainingExamples(work.sampler().size())
-                .setAdapterDescription(work.adapters().describe()).setBaseModel(work.baseModel()).setTrainableParameters(work.adapters().trainableParameters() + heads);
+                .setAdapterDescription(work.adapters().describe()).setBaseModel(work.baseModel())
+                .setTrainableParameters(work.adapters().trainableParameters() + heads);
         for (MoeLora.ModuleShape s : work.adapters().shapes()) {
             ready.addModules(ModuleShape.newBuilder().setName(s.name()).setDIn(s.dIn()).setDOut(s.dOut()));
         }
@@ -200,8 +228,21 @@ public final class RouterActor {
         TaskModel.Outcome o = work.model().trainStep(work.sampler().items(examples), 1.0 / total);
         double aux = work.adapters().takeAuxiliaryLoss();
         gradients.capture(micro);
-        return MicroBatchDone.newBuilder().setRouter(plane.router()).setStep(step).setMicroBatch(micro)
-                .setLoss(o.loss()).setAuxLoss(aux).setTokens(o.tokens()).build();
+        MicroBatchDone.Builder done = MicroBatchDone.newBuilder().setRouter(plane.router()).setStep(step).setMicroBatch(micro)
+                .setLoss(o.loss()).setAuxLoss(aux).setTokens(o.tokens());
+        for (RoutingStats s : work.adapters().stats()) done.addRouting(routing(s));
+        return done.build();
+    }
+
+    /** RoutingStats field for field; the cosine matrix row-major. */
+    static ModuleRouting routing(RoutingStats s) {
+        ModuleRouting.Builder m = ModuleRouting.newBuilder().setModule(s.module()).setGateEntropy(s.gateEntropy())
+                .setBalanceLoss(s.balanceLoss()).setContrastiveLoss(s.contrastiveLoss()).setDroppedTokens(s.droppedTokens())
+                .setTokens(s.tokens());
+        for (long r : s.routedTokens()) m.addRoutedTokens(r);
+        for (double g : s.gateMass()) m.addGateMass(g);
+        for (double[] row : s.meanOutputCosine()) for (double c : row) m.addMeanOutputCosine(c);
+        return m.build();
     }
 
     private Reduced reduce(long reduceStep, int microBatches) {
@@ -217,6 +258,26 @@ public final class RouterActor {
         Reduced.Builder r = Reduced.newBuilder().setStep(step);
         for (Parameter p : params) r.addNorms(ParameterNorm.newBuilder().setParameter(p.name()).setNorm(AdamW.norm(p)));
         return r.build();
+    }
+
+    /**
+     * This step's time and traffic since the last Applied: compute is the time in step requests
+     * less the data plane's sending and waiting; the apply itself is included.
+     */
+    private NodeStats stepStats() {
+        RouterDataPlane.Traffic now = plane.traffic();
+        long send = now.sendNanos() - lastTraffic.sendNanos(), wait = now.waitNanos() - lastTraffic.waitNanos();
+        NodeStats.Builder s = NodeStats.newBuilder().setRole("router")
+                .setComputeS(Math.max(0, busyNanos - send - wait) / 1e9).setWaitS(wait / 1e9).setTransferS(send / 1e9)
+                .setBytesSent(now.bytesSent() - lastTraffic.bytesSent()).setBytesReceived(now.bytesReceived() - lastTraffic.bytesReceived())
+                .setFramesSent(now.framesSent() - lastTraffic.framesSent()).setFramesReceived(now.framesReceived() - lastTraffic.framesReceived());
+        now.dropped().forEach((k, v) -> {
+            long d = v - lastTraffic.dropped().getOrDefault(k, 0L);
+            if (d > 0) s.putFramesDropped(k, d);
+        });
+        lastTraffic = now;
+        busyNanos = 0;
+        return s.build();
     }
 
     private Evaluated evaluate() throws JsonProcessingException {
@@ -237,13 +298,32 @@ public final class RouterActor {
         return JSON.writeValueAsString(report);
     }
 
-    private Saved save(Path dir) throws java.io.IOException {
+    /** Router 0 writes the trunk's state; the others hold the same tensors and write nothing. */
+    private Checkpointed checkpoint(Checkpoint c) throws IOException {
         requireWork();
-        Files.createDirectories(dir);
-        Map<String, INDArray> tensors = new LinkedHashMap<>();
-        for (Parameter p : params) tensors.put(p.name(), p.value());
-        Path file = dir.resolve("router-" + plane.router() + ".safetensors");
-        Safetensors.write(file, tensors, Map.of("router", Integer.toString(plane.router())));
-        return Saved.newBuilder().addFiles(file.toString()).build();
+        Checkpointed.Builder done = Checkpointed.newBuilder().setStep(c.getStep());
+        if (plane.router() == 0) {
+            for (dev.moelora.model.checkpoint.FileDigest d : StateFile.writeAll(Path.of(c.getDirectory()), params, optimizer)) done.addFiles(digest(d));
+        }
+        return done.build();
+    }
+
+    /** Every router reads the trunk's file (gates, heads, their AdamW state), verified before use. */
+    private Restored restore(Restore r) throws IOException {
+        requireWork();
+        StateFile.readAll(Path.of(r.getDirectory()), ours(r.getFilesList(), params), params, optimizer);
+        return Restored.newBuilder().setStep(r.getStep()).build();
+    }
+
+    /** The wire's digest of a state file. */
+    public static FileDigest digest(dev.moelora.model.checkpoint.FileDigest d) {
+        return FileDigest.newBuilder().setName(d.name()).setSize(d.size()).setSha256(d.sha256()).build();
+    }
+
+    /** Of a checkpoint's files, those {@code params} are stored in, as the state-file format names them. */
+    public static List<dev.moelora.model.checkpoint.FileDigest> ours(List<FileDigest> files, List<Parameter> params) {
+        java.util.Set<String> mine = StateFile.split(params).keySet();
+        return files.stream().filter(f -> mine.contains(f.getName()))
+                .map(f -> new dev.moelora.model.checkpoint.FileDigest(f.getName(), f.getSize(), f.getSha256())).toList();
     }
 }

@@ -60,6 +60,10 @@ public final class RouterDataPlane implements AutoCloseable {
     private Endpoint[] expertEndpoint = new Endpoint[0];
     private TensorFrameSender[] routerSender = new TensorFrameSender[0]; // by router; null for this one
     private final long[] notAwaited = new long[NotAwaited.values().length];
+    private final List<TensorFrameSender> senders = new ArrayList<>();
+    private long closedFrames, closedBytes, closedSendNanos; // of the senders of earlier runs
+    private long waitNanos;                                  // polling for answers and gradients
+    private volatile String abandoned;                       // set from another thread: give up the current wait
 
     // what the current exchange awaits
     private Direction awaited;
@@ -124,6 +128,17 @@ public final class RouterDataPlane implements AutoCloseable {
      */
     public void startRun(long runId, int router, List<Endpoint> experts, List<Endpoint> routers) {
         if (router < 0 || router >= routers.size()) throw new IllegalArgumentException("router " + router + " of " + routers.size());
+        for (TensorFrameSender s : senders) {
+            closedFrames += s.framesSent();
+            closedBytes += s.bytesSent();
+            closedSendNanos += s.sendNanos();
+        }
+        senders.clear();
+        for (ExclusivePublication p : publications) p.close();
+        publications.clear();
+        abandoned = null;
+        gradientStep = Long.MIN_VALUE;
+        awaited = null;
         this.runId = runId;
         this.router = router;
         Map<Endpoint, TensorFrameSender> byNode = new HashMap<>();
@@ -142,8 +157,42 @@ public final class RouterDataPlane implements AutoCloseable {
     private TensorFrameSender sender(Endpoint endpoint) {
         ExclusivePublication p = media.publication(endpoint.channel(), endpoint.stream());
         publications.add(p);
-        return new TensorFrameSender(p, timeout);
+        TensorFrameSender s = new TensorFrameSender(p, timeout);
+        senders.add(s);
+        return s;
     }
+
+    /**
+     * Gives up the wait in progress (and any before the next {@link #startRun}): the router's
+     * thread, blocked in an exchange or the gradient all-gather, throws at its next poll. Called
+     * from another thread when the coordinator abandons the step.
+     */
+    public void abandon(String reason) {
+        abandoned = reason;
+    }
+
+    private void checkAbandoned(long step) {
+        String why = abandoned;
+        if (why != null) throw new IllegalStateException("router " + router + ", step " + step + ": abandoned by the coordinator (" + why + ")");
+    }
+
+    /** What this data plane sent and received so far, and how long it spent sending and waiting; read on the router's thread. */
+    public Traffic traffic() {
+        long frames = closedFrames, bytes = closedBytes, nanos = closedSendNanos;
+        for (TensorFrameSender s : senders) {
+            frames += s.framesSent();
+            bytes += s.bytesSent();
+            nanos += s.sendNanos();
+        }
+        Map<String, Long> drops = new LinkedHashMap<>();
+        for (FrameError k : FrameError.values()) if (k != FrameError.UNEXPECTED && receiver.dropped(k) > 0) drops.put(k.name(), receiver.dropped(k));
+        for (NotAwaited k : NotAwaited.values()) if (dropped(k) > 0) drops.put(k.name(), dropped(k));
+        return new Traffic(frames, bytes, receiver.messagesReceived(), receiver.bytesReceived(), nanos, waitNanos, drops);
+    }
+
+    /** Counters since the data plane started: frames and bytes each way, seconds sending and waiting, drops by cause. */
+    public record Traffic(long framesSent, long bytesSent, long framesReceived, long bytesReceived, long sendNanos, long waitNanos,
+                          Map<String, Long> dropped) {}
 
     /** A little-endian byte view of an array's memory, positioned at its first element. */
     static ByteBuffer bytes(INDArray a) {
@@ -201,9 +250,14 @@ public final class RouterDataPlane implements AutoCloseable {
                     .addShape(n).addShape(inCols).build();
             expertSender[e].send(h, src, srcBase + (int) (offset[e] * inCols * Float.BYTES), (int) (n * inCols * Float.BYTES));
         }
-        long deadline = System.nanoTime() + timeout.toNanos();
+        long waitStart = System.nanoTime(), deadline = waitStart + timeout.toNanos();
         while (outstanding > 0 && failedExpert < 0) {
             idle.idle(subscription.poll(assembler, 16));
+            if (abandoned != null) {
+                awaited = null;
+                waitNanos += System.nanoTime() - waitStart;
+                checkAbandoned(step);
+            }
             if (outstanding > 0 && failedExpert < 0 && System.nanoTime() > deadline) {
                 List<String> silent = new ArrayList<>();
                 for (int e = 0; e < experts; e++) if (answer[e] != null) silent.add("expert " + e + " at " + expertEndpoint[e].channel());
@@ -214,6 +268,7 @@ public final class RouterDataPlane implements AutoCloseable {
             }
         }
         awaited = null;
+        waitNanos += System.nanoTime() - waitStart;
         if (failedExpert >= 0) {
             int e = failedExpert;
             throw new IllegalStateException("router " + router + ", step " + step + ", micro-batch " + micro + ", module " + moduleName
@@ -259,14 +314,19 @@ public final class RouterDataPlane implements AutoCloseable {
 
     /** Waits until {@code expected} gradient tensors of the step have arrived from the other routers. */
     void awaitGradients(long step, int expected) {
-        long deadline = System.nanoTime() + timeout.toNanos();
+        long waitStart = System.nanoTime(), deadline = waitStart + timeout.toNanos();
         while (gradientsArrived < expected) {
             idle.idle(subscription.poll(assembler, 16));
+            if (abandoned != null) {
+                waitNanos += System.nanoTime() - waitStart;
+                checkAbandoned(step);
+            }
             if (gradientsArrived < expected && System.nanoTime() > deadline) {
                 throw new IllegalStateException("router " + router + ", step " + step + ": " + gradientsArrived + " of " + expected
                         + " gradient tensors from the other routers within " + timeout.toSeconds() + " s; frames dropped so far: " + droppedSummary());
             }
         }
+        waitNanos += System.nanoTime() - waitStart;
     }
 
     private ByteBuffer destination(TensorFrameHeader h) {

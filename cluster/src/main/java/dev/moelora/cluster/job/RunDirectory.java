@@ -6,6 +6,9 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import dev.moelora.cluster.config.RunConfig;
+import dev.moelora.cluster.observe.JsonlRecorder;
+import dev.moelora.cluster.observe.RunRecorder;
+import dev.moelora.cluster.tensorboard.TensorBoardRecorder;
 import dev.moelora.cluster.observe.RecordStream;
 import dev.moelora.model.checkpoint.DurableFiles;
 import dev.moelora.model.train.Evaluation;
@@ -75,38 +78,10 @@ public final class RunDirectory {
     }
 
     /** The record streams whose lines belong to a step: a resumed run drops those of the steps it will run again. */
-    private static final List<RecordStream> PER_STEP = List.of(RecordStream.METRICS, RecordStream.ROUTING, RecordStream.NODES);
 
-    /**
-     * Puts the run directory's per-step records (metrics.jsonl, routing.jsonl, nodes.jsonl) back to
-     * {@code step}: lines of later steps are removed, so a run killed after its last checkpoint and
-     * resumed from it has every step once. events.jsonl keeps everything (it is the run's history).
-     * A torn last line (a process killed while writing it) is dropped; any other line that is not a
-     * JSON object with an integer {@code step} is an error naming the file and line.
-     */
-    public static void rewindRecords(Path runDir, long step) throws IOException {
-        for (RecordStream stream : PER_STEP) {
-            Path file = runDir.resolve(stream.file());
-            if (!Files.isRegularFile(file)) continue;
-            List<String> lines = Files.readAllLines(file, StandardCharsets.UTF_8);
-            List<String> kept = new ArrayList<>();
-            for (int i = 0; i < lines.size(); i++) {
-                String line = lines.get(i);
-                JsonNode n;
-                try {
-                    n = JSON.readTree(line);
-                } catch (JsonProcessingException e) {
-                    if (i == lines.size() - 1) continue;
-                    throw new IOException(file + ": line " + (i + 1) + " is not JSON: " + e.getOriginalMessage(), e);
-                }
-                JsonNode s = n == null ? null : n.get("step");
-                if (s == null || !s.canConvertToLong()) throw new IOException(file + ": line " + (i + 1) + " has no integer 'step'");
-                if (s.asLong() <= step) kept.add(line);
-            }
-            if (kept.size() == lines.size()) continue;
-            StringBuilder text = new StringBuilder();
-            for (String line : kept) text.append(line).append('\n');
-            DurableFiles.write(file, text.toString().getBytes(StandardCharsets.UTF_8));
-        }
+
+    /** Where a run's records go: its JSONL files and its TensorBoard event file ({@code <run dir>/tensorboard/}). */
+    public static RunRecorder recorders(Path runDir) throws IOException {
+        return RunRecorder.all(List.of(new JsonlRecorder(runDir), new TensorBoardRecorder(runDir)));
     }
 }

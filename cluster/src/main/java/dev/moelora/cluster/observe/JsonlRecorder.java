@@ -43,6 +43,49 @@ public final class JsonlRecorder implements RunRecorder {
         }
     }
 
+    /**
+     * Keeps, in metrics.jsonl, routing.jsonl and nodes.jsonl, only the lines of steps up to
+     * {@code step} (events.jsonl is the run's history and keeps everything). Each file is rewritten
+     * under a temporary name and moved over the old one.
+     */
+    @Override
+    public synchronized void rewind(int step) throws IOException {
+        close();
+        rewindFiles(dir, step);
+    }
+
+    /**
+     * Keeps, in each per-step file of {@code runDir} (metrics.jsonl, routing.jsonl, nodes.jsonl),
+     * only the lines of steps up to {@code step}. A torn last line (a run killed while writing it)
+     * is dropped; any other line that is not JSON with an integer step is an error naming the file
+     * and line. A file that changes is rewritten durably (temporary name, fsync, rename).
+     */
+    public static void rewindFiles(Path runDir, long step) throws IOException {
+        for (RecordStream stream : new RecordStream[] {RecordStream.METRICS, RecordStream.ROUTING, RecordStream.NODES}) {
+            Path file = runDir.resolve(stream.file());
+            if (!Files.isRegularFile(file)) continue;
+            java.util.List<String> lines = Files.readAllLines(file, java.nio.charset.StandardCharsets.UTF_8);
+            java.util.List<String> kept = new java.util.ArrayList<>();
+            for (int i = 0; i < lines.size(); i++) {
+                String line = lines.get(i);
+                com.fasterxml.jackson.databind.JsonNode n;
+                try {
+                    n = JSON.readTree(line);
+                } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                    if (i == lines.size() - 1) continue;
+                    throw new IOException(file + ": line " + (i + 1) + " is not JSON: " + e.getOriginalMessage(), e);
+                }
+                com.fasterxml.jackson.databind.JsonNode s = n == null ? null : n.get("step");
+                if (s == null || !s.canConvertToLong()) throw new IOException(file + ": line " + (i + 1) + " has no integer 'step'");
+                if (s.asLong() <= step) kept.add(line);
+            }
+            if (kept.size() == lines.size()) continue;
+            StringBuilder text = new StringBuilder();
+            for (String line : kept) text.append(line).append('\n');
+            dev.moelora.model.checkpoint.DurableFiles.write(file, text.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        }
+    }
+
     @Override
     public synchronized void close() throws IOException {
         for (BufferedWriter w : files.values()) w.close();

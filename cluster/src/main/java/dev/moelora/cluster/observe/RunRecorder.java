@@ -12,6 +12,12 @@ import java.util.List;
 public interface RunRecorder extends AutoCloseable {
     void record(RecordStream stream, ObjectNode line);
 
+    /**
+     * The run goes back to the end of step {@code step} (a resume or a recovery restored that
+     * step's checkpoint): records of later steps are void and will be recorded again.
+     */
+    default void rewind(int step) throws IOException {}
+
     @Override
     default void close() throws IOException {}
 
@@ -22,6 +28,11 @@ public interface RunRecorder extends AutoCloseable {
             @Override
             public void record(RecordStream stream, ObjectNode line) {
                 for (RunRecorder r : list) r.record(stream, line);
+            }
+
+            @Override
+            public void rewind(int step) throws IOException {
+                for (RunRecorder r : list) r.rewind(step);
             }
 
             @Override

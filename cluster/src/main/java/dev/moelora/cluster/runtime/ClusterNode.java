@@ -43,6 +43,12 @@ public final class ClusterNode {
                 .withValue("pekko.remote.artery.canonical.port", ConfigValueFactory.fromAnyRef(port))
                 .withValue("pekko.cluster.seed-nodes", ConfigValueFactory.fromIterable(config.strings("cluster.seed-nodes")))
                 .withValue("pekko.cluster.jmx.multi-mbeans-in-same-jvm", ConfigValueFactory.fromAnyRef("on"))
+                // automatic downing: a member unreachable for cluster.downing-after is downed; the side with the oldest member
+                // (the coordinator, the first to start) stays up
+                .withValue("pekko.cluster.downing-provider-class", ConfigValueFactory.fromAnyRef("org.apache.pekko.cluster.sbr.SplitBrainResolverProvider"))
+                .withValue("pekko.cluster.split-brain-resolver.active-strategy", ConfigValueFactory.fromAnyRef("keep-oldest"))
+                .withValue("pekko.cluster.split-brain-resolver.stable-after",
+                        ConfigValueFactory.fromAnyRef(config.duration("cluster.downing-after").toMillis() + "ms"))
                 .withFallback(ExpertParallelJob.actorSettings());
     }
 
@@ -52,33 +58,63 @@ public final class ClusterNode {
 
     private record Ended(RunEnded ended) implements Event {}
 
+    private record WaitOver() implements Event {}
+
+    /** How one membership of the cluster ended. */
+    private enum Ending { SUCCEEDED, FAILED, COORDINATOR_LOST, NO_COORDINATOR }
+
     /**
      * Runs a node until its run ends; returns the process exit code: 0 when the coordinator said
-     * the run succeeded, 1 when it said the run failed or left without saying.
+     * the run succeeded, 1 when it said the run failed. A coordinator that leaves without saying
+     * (killed, its machine gone) may be started again on the same run directory: the node then
+     * leaves the cluster, joins again at the seed nodes and waits up to
+     * {@code recovery.coordinator-wait} for the new coordinator (exit 1 when none comes).
      */
     public static int run(String role, RunConfig config, PrintStream out) throws Exception {
         if (!role.equals("router") && !role.equals("expert")) {
             throw new IllegalArgumentException("--role must be router, expert or coordinator; got '" + role + "'");
         }
+        try (DataPlane media = Nodes.media(config)) {
+            boolean waitedBefore = false;
+            while (true) {
+                Ending ending = member(role, config, media, out, waitedBefore ? config.duration("recovery.coordinator-wait") : null);
+                switch (ending) {
+                    case SUCCEEDED -> { return 0; }
+                    case FAILED, NO_COORDINATOR -> { return 1; }
+                    case COORDINATOR_LOST -> {
+                        waitedBefore = true;
+                        out.println(role + ": joining the cluster again to wait up to " + config.duration("recovery.coordinator-wait").toSeconds()
+                                + " s for a new coordinator (recovery.coordinator-wait)");
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * One membership: joins, serves the coordinator it finds until the run ends or the coordinator
+     * goes, then leaves. With {@code wait} set, gives up when no coordinator appears within it.
+     */
+    private static Ending member(String role, RunConfig config, DataPlane media, PrintStream out, java.time.Duration wait) throws Exception {
         String host = config.string("cluster.host");
         int dataPort = config.integer("cluster.data-port");
         ChannelSettings channels = new ChannelSettings((int) config.bytes("runtime.term-length"), config.integer("runtime.mtu"));
         String channel = channels.udp(host, dataPort);
         int stream = role.equals("router") ? 2000 : 1000;
         List<AutoCloseable> planes = new ArrayList<>();
-        int[] exitCode = {1};
-        try (DataPlane media = Nodes.media(config)) {
+        Ending[] ending = {Ending.COORDINATOR_LOST};
+        try {
             Behavior<Event> root = Behaviors.setup(ctx -> {
                 String name = role + "@" + host + ":" + dataPort;
                 DataEndpoint endpoint = Nodes.endpoint(channel, stream);
                 String replyTo;
                 ActorRefResolver resolver = ActorRefResolver.get(ctx.getSystem());
                 if (role.equals("router")) {
-                    var started = Nodes.router(ctx, media, "router", channel, stream, config);
+                    var started = Nodes.router(ctx, media, "router", name, channel, stream, config);
                     planes.add(started.dataPlane());
                     replyTo = resolver.toSerializationFormat(started.handle().ref());
                 } else {
-                    var started = Nodes.experts(ctx, media, "experts", channel, stream, config);
+                    var started = Nodes.experts(ctx, media, "experts", name, channel, stream, config);
                     planes.add(started.dataPlane());
                     replyTo = resolver.toSerializationFormat(started.handle().ref());
                 }
@@ -91,33 +127,42 @@ public final class ClusterNode {
                 out.printf("%s: data plane %s stream %d; waiting for a coordinator (seed nodes %s)%n", name, channel, stream,
                         config.strings("cluster.seed-nodes"));
                 boolean[] served = {false};
-                return Behaviors.receive(Event.class)
-                        .onMessage(Listing.class, l -> {
-                            var coordinators = l.listing().getServiceInstances(COORDINATOR);
-                            if (coordinators.isEmpty() && served[0]) {
-                                out.println(name + ": the coordinator left before the run ended; stopping");
+                return Behaviors.withTimers(timers -> {
+                    if (wait != null) timers.startSingleTimer(new WaitOver(), wait);
+                    return Behaviors.receive(Event.class)
+                            .onMessage(WaitOver.class, w -> {
+                                if (served[0]) return Behaviors.same();
+                                out.println(name + ": no coordinator within " + wait.toSeconds() + " s; stopping");
+                                ending[0] = Ending.NO_COORDINATOR;
                                 return Behaviors.stopped();
-                            }
-                            for (ActorRef<NodeAnnouncement> c : coordinators) {
-                                c.tell(hello);
-                                served[0] = true;
-                                out.println(name + ": announced to " + c.path().address());
-                            }
-                            return Behaviors.same();
-                        })
-                        .onMessage(Ended.class, e -> {
-                            RunEnded ended = e.ended();
-                            ActorRef<RunEndedSeen> ack = resolver.resolveActorRef(ended.getReplyTo());
-                            ack.tell(RunEndedSeen.newBuilder().setNode(name).build());
-                            exitCode[0] = ended.getFailed() ? 1 : 0;
-                            out.println(name + (ended.getFailed() ? ": the run failed: " + ended.getMessage() : ": the run finished") + "; stopping");
-                            return Behaviors.stopped();
-                        })
-                        .build();
+                            })
+                            .onMessage(Listing.class, l -> {
+                                var coordinators = l.listing().getServiceInstances(COORDINATOR);
+                                if (coordinators.isEmpty() && served[0]) {
+                                    out.println(name + ": the coordinator left before the run ended");
+                                    return Behaviors.stopped();
+                                }
+                                for (ActorRef<NodeAnnouncement> c : coordinators) {
+                                    c.tell(hello);
+                                    served[0] = true;
+                                    out.println(name + ": announced to " + c.path().address());
+                                }
+                                return Behaviors.same();
+                            })
+                            .onMessage(Ended.class, e -> {
+                                RunEnded ended = e.ended();
+                                ActorRef<RunEndedSeen> ack = resolver.resolveActorRef(ended.getReplyTo());
+                                ack.tell(RunEndedSeen.newBuilder().setNode(name).build());
+                                ending[0] = ended.getFailed() ? Ending.FAILED : Ending.SUCCEEDED;
+                                out.println(name + (ended.getFailed() ? ": the run failed: " + ended.getMessage() : ": the run finished") + "; stopping");
+                                return Behaviors.stopped();
+                            })
+                            .build();
+                });
             });
             ActorSystem<Event> system = ActorSystem.create(root, "moelora", clusterSettings(config, config.integer("cluster.port")));
             system.getWhenTerminated().toCompletableFuture().get();
-            return exitCode[0];
+            return ending[0];
         } finally {
             Nodes.closeAll(planes);
         }

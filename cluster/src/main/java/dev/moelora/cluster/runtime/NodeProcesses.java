@@ -24,6 +24,7 @@ import java.util.concurrent.TimeUnit;
 public final class NodeProcesses implements AutoCloseable {
     private final List<Process> processes = new ArrayList<>();
     private final List<String> names = new ArrayList<>();
+    private final java.util.Set<Process> killed = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private final Path logs;
 
     /** @param logs directory for one log file per node */
@@ -50,14 +51,26 @@ public final class NodeProcesses implements AutoCloseable {
 
     /** Starts `moelora node --role role -c config` with its own control and data ports. */
     public Node start(Path config, String role, String name, String heap) throws IOException {
-        int control = freeTcpPort(), data = freeUdpPort();
+        return start(config, role, name, heap, freeTcpPort(), List.of());
+    }
+
+    /**
+     * Starts `moelora node --role role -c config --set ...` on the given control port (a coordinator
+     * started again takes its predecessor's, the address every node has as seed).
+     */
+    public Node start(Path config, String role, String name, String heap, int control, List<String> settings) throws IOException {
+        int data = freeUdpPort();
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         List<String> cmd = new ArrayList<>(List.of(java, "-Xmx" + heap,
                 "--add-exports", "java.base/jdk.internal.misc=ALL-UNNAMED", "--add-opens", "java.base/java.nio=ALL-UNNAMED",
                 "--enable-native-access=ALL-UNNAMED",
                 "-cp", System.getProperty("java.class.path"), "dev.moelora.cluster.Main", "node", "--role", role, "-c", config.toString(),
                 "--set", "cluster.port=" + control, "--set", "cluster.data-port=" + data));
-        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log(name).toFile());
+        for (String s : settings) {
+            cmd.add("--set");
+            cmd.add(s);
+        }
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log(name).toFile()));
         pb.environment().putIfAbsent("OMP_WAIT_POLICY", "PASSIVE");
         Process p = pb.start();
         processes.add(p);
@@ -84,7 +97,7 @@ public final class NodeProcesses implements AutoCloseable {
         try {
             Future<T> result = executor.submit(work);
             long deadline = System.nanoTime() + timeout.toNanos();
-            List<Process> allowed = List.of(mayExit);
+            java.util.Set<Process> allowed = new java.util.HashSet<>(List.of(mayExit));
             while (true) {
                 try {
                     return result.get(200, TimeUnit.MILLISECONDS);
@@ -94,7 +107,7 @@ public final class NodeProcesses implements AutoCloseable {
                 } catch (TimeoutException e) {
                     for (int i = 0; i < processes.size(); i++) {
                         Process p = processes.get(i);
-                        if (!p.isAlive() && p.exitValue() != 0 && !allowed.contains(p)) {
+                        if (!p.isAlive() && p.exitValue() != 0 && !allowed.contains(p) && !killed.contains(p)) {
                             result.cancel(true);
                             throw new IllegalStateException("node " + names.get(i) + " exited with " + p.exitValue()
                                     + " while the run was on; the end of its log:\n" + tail(names.get(i), 30));
@@ -109,6 +122,19 @@ public final class NodeProcesses implements AutoCloseable {
         } finally {
             executor.shutdownNow();
         }
+    }
+
+    /** Kills a node as {@code kill -9} does (no shutdown hook runs); {@link #whileAlive} expects its death. */
+    public void kill(Node node) throws InterruptedException {
+        killed.add(node.process());
+        node.process().destroyForcibly();
+        node.process().waitFor(30, TimeUnit.SECONDS);
+    }
+
+    /** Sends a node SIGTERM (its shutdown hooks run: a preemption); {@link #whileAlive} expects it to exit. */
+    public void terminate(Node node) {
+        killed.add(node.process());
+        node.process().destroy();
     }
 
     /** The last {@code lines} lines of a node's log. */

@@ -57,23 +57,28 @@ public final class Nodes {
         return new ExpertNode.Settings(AdapterFamily.moeLora(config), train.seed(), train.weightDecay());
     }
 
-    public static Started<ExpertParallelRun.RouterNode> router(ActorContext<?> ctx, DataPlane media, String name, String channel, int stream,
-                                                             RunConfig config) {
+    /**
+     * @param name     the actor's name (unique in this JVM)
+     * @param nodeName the node's name as it announces itself and signs its answers
+     */
+    public static Started<ExpertParallelRun.RouterNode> router(ActorContext<?> ctx, DataPlane media, String name, String nodeName, String channel,
+                                                             int stream, RunConfig config) {
         RouterDataPlane plane = new RouterDataPlane(media, channel, stream, config.duration("runtime.frame-timeout"));
-        ActorRef<RouterActor.Command> router = ctx.spawn(RouterActor.create(plane, workloads()), name,
+        ActorRef<RouterActor.Command> router = ctx.spawn(RouterActor.create(nodeName, plane, workloads()), name,
                 DispatcherSelector.fromConfig("moelora.router-dispatcher"));
-        ActorRef<RouterRequest> requests = ctx.spawn(RouterActor.requests(router), name + "-requests");
-        return new Started<>(new ExpertParallelRun.RouterNode(name, requests, endpoint(channel, stream)), plane);
+        ActorRef<RouterRequest> requests = ctx.spawn(RouterActor.requests(router, plane), name + "-requests");
+        return new Started<>(new ExpertParallelRun.RouterNode(nodeName, requests, endpoint(channel, stream)), plane);
     }
 
-    public static Started<ExpertParallelRun.ExpertNode> experts(ActorContext<?> ctx, DataPlane media, String name, String channel, int stream,
-                                                              RunConfig config) {
+    /** As {@link #router}, for an expert node. */
+    public static Started<ExpertParallelRun.ExpertNode> experts(ActorContext<?> ctx, DataPlane media, String name, String nodeName, String channel,
+                                                              int stream, RunConfig config) {
         ExpertDataPlane plane = new ExpertDataPlane(media, channel, stream, config.integer("adapter.experts"),
                 config.duration("runtime.frame-timeout"));
-        ActorRef<ExpertNode.Command> node = ctx.spawn(ExpertNode.create(name, plane, Nodes::expertSettings, config.duration("runtime.timeout")),
+        ActorRef<ExpertNode.Command> node = ctx.spawn(ExpertNode.create(nodeName, plane, Nodes::expertSettings, config.duration("runtime.timeout")),
                 name);
         ActorRef<ExpertRequest> requests = ctx.spawn(ExpertNode.requests(node), name + "-requests");
-        return new Started<>(new ExpertParallelRun.ExpertNode(name, requests, endpoint(channel, stream), config.integer("runtime.devices")), plane);
+        return new Started<>(new ExpertParallelRun.ExpertNode(nodeName, requests, endpoint(channel, stream), config.integer("runtime.devices")), plane);
     }
 
     /** The media driver runtime.aeron-driver and runtime.aeron-dir ask for. */

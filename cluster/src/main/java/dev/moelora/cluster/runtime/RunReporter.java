@@ -64,7 +64,7 @@ final class RunReporter implements ExpertParallelRun.Listener {
             roles.put(n.name(), n instanceof ExpertParallelRun.RouterNode ? "router" : "expert");
             health.put(n.name(), "up");
         }
-        ObjectNode event = Records.event("placement", steps.size(), "", "", "", 0);
+        ObjectNode event = Records.event("placement", steps.size());
         ArrayNode list = event.putArray("placement");
         for (ExpertPlacement p : placement) list.addObject().put("expert", p.getExpert()).put("node", p.getNode()).put("device", p.getDevice());
         records.record(RecordStream.EVENTS, event);
@@ -84,7 +84,12 @@ final class RunReporter implements ExpertParallelRun.Listener {
 
     @Override
     public synchronized void onEvent(String event, int step, String node, String reason, String checkpoint, double seconds) {
-        records.record(RecordStream.EVENTS, Records.event(event, step, node, reason, checkpoint, seconds));
+        ObjectNode e = Records.event(event, step);
+        if (!node.isEmpty()) e.put("node", node);
+        if (!reason.isEmpty()) e.put("reason", reason);
+        if (!checkpoint.isEmpty()) e.put("checkpoint", checkpoint);
+        if (seconds > 0) e.put("seconds", seconds);
+        records.record(RecordStream.EVENTS, e);
         StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "  %-10s : step %d", event, step));
         if (!node.isEmpty()) line.append(", ").append(node);
         if (!checkpoint.isEmpty()) line.append(", ").append(checkpoint);

@@ -87,7 +87,6 @@ final class TrainingLoop {
         });
         Optional<CheckpointStore.Loaded> from = RunCheckpoints.resumeFrom(config, store, m -> out.println("  resume     : " + m));
         if (from.isPresent()) restore(from.get(), steps, out);
-        RunDirectory.rewindRecords(runDir, steps.step());
 
         CheckpointSchedule schedule = CheckpointSchedule.of(config);
         List<Double> losses = new ArrayList<>();
@@ -95,7 +94,8 @@ final class TrainingLoop {
         double[] seconds = {0};
         Progress progress = new Progress(out, terminal, steps.step());
         MoeLoraAdapters moe = adapters instanceof MoeLoraAdapters m ? m : null;
-        try (RunRecorder records = new JsonlRecorder(runDir); Preemption stop = preemption.get()) {
+        try (RunRecorder records = RunDirectory.recorders(runDir); Preemption stop = preemption.get()) {
+            records.rewind(steps.step()); // a resumed run's records stop at its checkpoint; TensorBoard forgets later steps
             for (String m : unusable) records.record(RecordStream.EVENTS, Records.event("checkpoint-invalid", steps.step()).put("reason", m));
             from.ifPresent(c -> records.record(RecordStream.EVENTS, Records.event("resumed", c.step()).put("checkpoint", c.dir().toString())));
             Trainer.Listener listener = m -> {

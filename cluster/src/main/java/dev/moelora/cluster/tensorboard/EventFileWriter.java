@@ -2,6 +2,7 @@ package dev.moelora.cluster.tensorboard;
 
 import dev.moelora.proto.tensorboard.Event;
 import dev.moelora.proto.tensorboard.HistogramProto;
+import dev.moelora.proto.tensorboard.SessionLog;
 import dev.moelora.proto.tensorboard.Summary;
 import java.io.BufferedOutputStream;
 import java.io.Closeable;
@@ -82,6 +83,18 @@ public final class EventFileWriter implements Closeable {
                 .setWallTime(seconds(clock.instant()))
                 .setStep(step)
                 .setSummary(Summary.newBuilder().addAllValue(values))
+                .build());
+    }
+
+    /**
+     * A session start at {@code step}: TensorBoard drops the events of later steps it has read
+     * (purging orphaned data, as after a TensorFlow restart), since they will be written again.
+     */
+    public void restart(long step, String why) throws IOException {
+        append(Event.newBuilder()
+                .setWallTime(seconds(clock.instant()))
+                .setStep(step)
+                .setSessionLog(SessionLog.newBuilder().setStatus(SessionLog.SessionStatus.START).setMsg(why))
                 .build());
     }
 

@@ -90,6 +90,14 @@ public final class TensorBoardRecorder implements RunRecorder {
         }
     }
 
+    /** A session start at {@code step}: TensorBoard forgets what this run wrote for later steps. */
+    @Override
+    public synchronized void rewind(int step) throws IOException {
+        if (closed) throw new IllegalStateException("TensorBoard recorder of " + events.file() + " is closed");
+        events.restart(step, "continued from the checkpoint of step " + step);
+        events.flush();
+    }
+
     @Override
     public synchronized void close() throws IOException {
         if (closed) return;

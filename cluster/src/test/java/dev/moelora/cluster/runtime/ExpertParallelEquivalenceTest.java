@@ -76,51 +76,11 @@ class ExpertParallelEquivalenceTest {
             nodes.start(file, "expert", "expert-b", "1g");
             JobResult cluster = nodes.whileAlive(Duration.ofMinutes(6), () -> train(file));
             assertSameSteps(single.runDir(), cluster.runDir(), steps);
-            assertSameTensors(single.runDir(), cluster.runDir(), 8);
+            assertSameRouting(single.runDir(), cluster.runDir(), steps);
+            assertSameTensors(single.runDir(), cluster.runDir());
             assertEquals(single.scores(), cluster.scores(), "router 0's evaluation equals the single-process one");
             assertEquals(Map.of("router", 0, "expert-a", 0, "expert-b", 0), nodes.exitCodes(60),
                     "every node exits 0 after the run succeeded");
-        }
-    }
-
-    @Test
-    void anExpertNodeThatDiesFailsTheRunWithAMessageNamingIt() throws Exception {
-        int coordinator = NodeProcesses.freeTcpPort();
-        Path file = config("lost", String.join("\n", "train.steps = 40", "runtime.mode = cluster", "runtime.expert-nodes = 2",
-                "runtime.timeout = 60s", "runtime.frame-timeout = 20s", "cluster.port = " + coordinator,
-                "cluster.seed-nodes = [\"pekko://moelora@127.0.0.1:" + coordinator + "\"]"));
-        try (NodeProcesses nodes = new NodeProcesses(dir)) {
-            nodes.start(file, "router", "lost-router", "1g");
-            nodes.start(file, "expert", "lost-expert-a", "1g");
-            NodeProcesses.Node victim = nodes.start(file, "expert", "lost-expert-b", "1g");
-            Path metrics = dir.resolve("lost/metrics.jsonl");
-            // kills the victim once two steps are written; its own failure (or a run that never gets there) fails the test
-            CompletableFuture<Void> killer = CompletableFuture.runAsync(() -> {
-                long deadline = System.nanoTime() + 240_000_000_000L;
-                try {
-                    while (!Files.exists(metrics) || Files.readAllLines(metrics).size() < 2) {
-                        if (System.nanoTime() > deadline) throw new IllegalStateException("no two steps within 240 s");
-                        Thread.sleep(100);
-                    }
-                    victim.process().destroyForcibly();
-                } catch (IOException | InterruptedException e) {
-                    throw new IllegalStateException(e);
-                }
-            });
-            long start = System.nanoTime();
-            IllegalStateException e = assertThrows(IllegalStateException.class,
-                    () -> nodes.whileAlive(Duration.ofMinutes(5), () -> train(file), victim.process()));
-            try {
-                killer.get(10, TimeUnit.SECONDS);
-            } catch (java.util.concurrent.TimeoutException notKilled) {
-                throw new AssertionError("the run failed before the expert was killed: " + e.getMessage(), e);
-            }
-            assertTrue(e.getMessage().contains("127.0.0.1:" + victim.dataPort()) || e.getMessage().contains("127.0.0.1:" + victim.controlPort()),
-                    "the error names the lost node: " + e.getMessage());
-            assertTrue(System.nanoTime() - start < 120e9, "the run failed instead of hanging");
-            Map<String, Integer> exits = nodes.exitCodes(60);
-            assertEquals(1, exits.get("lost-router"), "a node of a failed run exits 1: " + exits);
-            assertEquals(1, exits.get("lost-expert-a"), "a node of a failed run exits 1: " + exits);
         }
     }
 
@@ -132,8 +92,9 @@ class ExpertParallelEquivalenceTest {
         JobResult two = train(config("two-routers", common + "runtime.mode = local\nruntime.routers = 2\nruntime.expert-nodes = 3"));
         assertSameSteps(single.runDir(), one.runDir(), 6);
         assertSameSteps(single.runDir(), two.runDir(), 6);
-        assertSameTensors(single.runDir(), one.runDir(), 8);
-        assertSameTensors(single.runDir(), two.runDir(), 8);
+        assertSameTensors(single.runDir(), one.runDir());
+        assertSameTensors(single.runDir(), two.runDir());
+        assertSameRouting(single.runDir(), two.runDir(), 6);
     }
 
     @Test
@@ -162,16 +123,26 @@ class ExpertParallelEquivalenceTest {
         }
     }
 
-    /** Every tensor the single-process run saved equals the one a router or an expert saved. */
-    static void assertSameTensors(Path expectedRun, Path actualRun, int experts) throws IOException {
-        Map<String, INDArray> expected = read(List.of(expectedRun.resolve("adapter/adapter.safetensors")));
-        List<Path> files;
-        try (Stream<Path> s = Files.list(actualRun.resolve("adapter"))) {
-            files = s.filter(p -> p.getFileName().toString().matches("(router-0|expert-\\d+)\\.safetensors")).sorted().toList();
+    /**
+     * routing.jsonl of the two runs line for line: the same modules in the same order at every
+     * step, every field equal (numbers compared exactly).
+     */
+    static void assertSameRouting(Path expectedRun, Path actualRun, int steps) throws IOException {
+        List<String> expected = Files.readAllLines(expectedRun.resolve("routing.jsonl"));
+        List<String> actual = Files.readAllLines(actualRun.resolve("routing.jsonl"));
+        assertTrue(expected.size() >= steps && expected.size() % steps == 0, "one line per module and step: " + expected.size());
+        assertEquals(expected.size(), actual.size());
+        for (int i = 0; i < expected.size(); i++) {
+            assertEquals(JSON.readTree(expected.get(i)), JSON.readTree(actual.get(i)), "routing.jsonl line " + (i + 1));
         }
-        assertEquals(1 + experts, files.size(), "router 0 and every expert save a file: " + files);
-        Map<String, INDArray> actual = read(files);
+    }
+
+    /** The final adapters hold the same tensors under the same names, bit for bit. */
+    static void assertSameTensors(Path expectedRun, Path actualRun) throws IOException {
+        Map<String, INDArray> expected = read(List.of(expectedRun.resolve("adapter/adapter.safetensors")));
+        Map<String, INDArray> actual = read(List.of(actualRun.resolve("adapter/adapter.safetensors")));
         assertEquals(expected.keySet(), actual.keySet());
+        assertTrue(expected.keySet().stream().anyMatch(n -> n.contains(".moe_A.")), "the experts' tensors are in the adapter: " + expected.keySet());
         for (String name : expected.keySet()) {
             assertArrayEquals(expected.get(name).shape(), actual.get(name).shape(), name);
             // exact: float arrays compare by bits (INDArray.equals would allow 1e-5)
@@ -179,7 +150,7 @@ class ExpertParallelEquivalenceTest {
         }
     }
 
-    private static Map<String, INDArray> read(List<Path> files) throws IOException {
+    static Map<String, INDArray> read(List<Path> files) throws IOException {
         Map<String, INDArray> out = new TreeMap<>();
         for (Path f : files) {
             try (SafetensorsFile s = Safetensors.open(f)) {

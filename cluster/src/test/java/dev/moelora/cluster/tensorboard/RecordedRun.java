@@ -92,7 +92,9 @@ final class RecordedRun {
         int e = routed.length;
         double[] mass = new double[e];
         for (int i = 0; i < e; i++) mass[i] = routed[i] / 2.0;
-        return new RoutingStats(module, routed, mass, entropy, balance, contrastive, new double[e][e]);
+        long slots = 0;
+        for (long r : routed) slots += r;
+        return new RoutingStats(module, slots / 2, routed, mass, entropy, balance, contrastive, new double[e][e]);
     }
 
     private static ObjectNode node(int step, String node, String role, double compute, double waiting, double transfer, long sent, long received) {

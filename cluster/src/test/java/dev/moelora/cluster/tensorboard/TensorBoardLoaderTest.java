@@ -131,6 +131,24 @@ class TensorBoardLoaderTest {
     }
 
     @Test
+    void aRewindMakesTensorBoardForgetTheStepsAfterTheCheckpointSoEachStepShowsOnceWithItsNewValue() throws Exception {
+        try (TensorBoardRecorder tb = new TensorBoardRecorder(runDir, RecordedRun.CLOCK)) {
+            for (int step = 1; step <= 5; step++) {
+                tb.record(RecordStream.METRICS, Records.metrics(new Trainer.StepMetrics(step, 5, 10.0 + step, 0.0, 1e-3, 1.0, 4, 1.0)));
+            }
+            tb.rewind(3); // a recovery restored the checkpoint of step 3: steps 4 and 5 are computed again
+            for (int step = 4; step <= 5; step++) {
+                tb.record(RecordStream.METRICS, Records.metrics(new Trainer.StepMetrics(step, 5, 20.0 + step, 0.0, 1e-3, 1.0, 4, 1.0)));
+            }
+        }
+        JsonNode loss = scalars(readWithTensorBoard(runDir.resolve("tensorboard")), "loss/total");
+        List<List<Double>> seen = new ArrayList<>();
+        for (JsonNode s : loss) seen.add(List.of(s.get(1).doubleValue(), s.get(2).doubleValue()));
+        assertEquals(List.of(List.of(1.0, 11.0), List.of(2.0, 12.0), List.of(3.0, 13.0), List.of(4.0, 24.0), List.of(5.0, 25.0)), seen,
+                "TensorBoard purged the orphaned steps 4 and 5 at the session start");
+    }
+
+    @Test
     void tensorBoardsServerWithItsDataServerShowsTheSameScalarsAndBars() throws Exception {
         PythonScript.Result probe = PythonScript.run(List.of(python, "-c",
                 "import tensorboard_data_server as s, sys; sys.exit(0 if s.server_binary() else 1)"), TIMEOUT);

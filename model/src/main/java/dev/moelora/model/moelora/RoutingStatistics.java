@@ -70,7 +70,7 @@ final class RoutingStatistics {
     RoutingStats snapshot(String module, double balanceLoss, double contrastiveLoss) {
         double[][] cos = new double[experts][];
         for (int e = 0; e < experts; e++) cos[e] = cosine[e].clone();
-        return new RoutingStats(module, routedReal.clone(), gateMass.clone(), gateEntropy, balanceLoss, contrastiveLoss, cos);
+        return new RoutingStats(module, realRows, routedReal.clone(), gateMass.clone(), gateEntropy, balanceLoss, contrastiveLoss, cos);
     }
 
     private static INDArray rows(INDArray t, long from, long count) {

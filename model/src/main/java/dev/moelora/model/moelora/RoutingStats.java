@@ -5,6 +5,7 @@ package dev.moelora.model.moelora;
  * are routed, so that every row of y is defined, but never counted).
  *
  * @param module           the adapted module's name
+ * @param tokens           real tokens the module routed (each to top-k experts)
  * @param routedTokens     (E) real tokens routed to each expert; they sum to k times the real tokens
  * @param gateMass         (E) mean gate probability p_e over real tokens
  * @param gateEntropy      mean over real tokens of -sum_e p_e log p_e (nats)
@@ -15,7 +16,7 @@ package dev.moelora.model.moelora;
  *                         or the expert received no real token
  * Dropped tokens are always 0: there is no capacity limit, every token reaches its k experts.
  */
-public record RoutingStats(String module, long[] routedTokens, double[] gateMass, double gateEntropy,
+public record RoutingStats(String module, long tokens, long[] routedTokens, double[] gateMass, double gateEntropy,
                            double balanceLoss, double contrastiveLoss, double[][] meanOutputCosine) {
     /** Always 0: this router has no expert capacity, so it never drops a token. */
     public long droppedTokens() {

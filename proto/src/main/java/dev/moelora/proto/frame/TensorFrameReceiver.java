@@ -8,6 +8,7 @@ import io.aeron.logbuffer.FragmentHandler;
 import io.aeron.logbuffer.Header;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.function.LongPredicate;
 import java.util.zip.CRC32C;
@@ -87,6 +88,8 @@ public final class TensorFrameReceiver implements FragmentHandler {
     private final byte[] headerBytes = new byte[FrameLayout.MAX_HEADER_BYTES];
     private final Int2ObjectHashMap<Assembly> assemblies = new Int2ObjectHashMap<>();
     private final AtomicLongArray dropped = new AtomicLongArray(FrameError.values().length);
+    private final AtomicLong messages = new AtomicLong();
+    private final AtomicLong bytes = new AtomicLong();
 
     /** {@code knownRun} decides which run ids are accepted; it is called on the polling thread. */
     public TensorFrameReceiver(LongPredicate knownRun, Sink sink) {
@@ -97,6 +100,16 @@ public final class TensorFrameReceiver implements FragmentHandler {
     /** How many messages (tensors, for {@link FrameError#INCOMPLETE}) were dropped for {@code kind}. */
     public long dropped(FrameError kind) {
         return dropped.get(kind.ordinal());
+    }
+
+    /** Messages (chunks) handed to this receiver so far, valid or not; readable from any thread. */
+    public long messagesReceived() {
+        return messages.get();
+    }
+
+    /** Bytes of those messages; readable from any thread. */
+    public long bytesReceived() {
+        return bytes.get();
     }
 
     /** Sum over every kind. */
@@ -115,6 +128,8 @@ public final class TensorFrameReceiver implements FragmentHandler {
 
     /** One whole message {@code buffer[offset, offset + length)} from publication session {@code sessionId}. */
     public void onMessage(int sessionId, DirectBuffer buffer, int offset, int length) {
+        messages.incrementAndGet();
+        bytes.addAndGet(length);
         Assembly assembly = assemblies.get(sessionId);
         if (assembly == null) {
             assembly = new Assembly();

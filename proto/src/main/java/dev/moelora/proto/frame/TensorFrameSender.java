@@ -53,6 +53,9 @@ public final class TensorFrameSender {
     private final DirectBufferVector[] vectors = {headerVector, payloadVector};
     private final AtomicLong backPressured = new AtomicLong();
     private final AtomicLong notConnected = new AtomicLong();
+    private final AtomicLong framesSent = new AtomicLong();
+    private final AtomicLong bytesSent = new AtomicLong();
+    private final AtomicLong sendNanos = new AtomicLong();
 
     /** Backs off from spinning to 100 µs parks while the publication is back-pressured or not connected. */
     public TensorFrameSender(Publication publication, Duration deadline) {
@@ -156,6 +159,21 @@ public final class TensorFrameSender {
         return backPressured.get();
     }
 
+    /** Messages (chunks) accepted by the publication so far; readable from any thread. */
+    public long framesSent() {
+        return framesSent.get();
+    }
+
+    /** Bytes of those messages, headers included; readable from any thread. */
+    public long bytesSent() {
+        return bytesSent.get();
+    }
+
+    /** Nanoseconds spent in accepted sends (header, CRC, copy, offers and their retries); readable from any thread. */
+    public long sendNanos() {
+        return sendNanos.get();
+    }
+
     /** Offers and claims refused because the publication had no subscriber, each retried; readable from any thread. */
     public long notConnected() {
         return notConnected.get();
@@ -215,6 +233,7 @@ public final class TensorFrameSender {
 
     /** One message: the chunk's header followed by {@code payload[offset, offset + length)}; retried until accepted or the deadline. */
     private void publish(TensorFrameHeader chunk, int offset, int length) {
+        long started = System.nanoTime();
         int headerLength = writeHeader(chunk);
         int messageLength = FrameLayout.LENGTH_PREFIX_BYTES + headerLength + length;
         boolean claimable = messageLength <= publication.maxPayloadLength();
@@ -228,6 +247,9 @@ public final class TensorFrameSender {
         while (true) {
             long result = claimable ? claimAndWrite(messageLength, headerLength, offset, length) : publication.offer(vectors);
             if (result > 0) {
+                framesSent.incrementAndGet();
+                bytesSent.addAndGet(messageLength);
+                sendNanos.addAndGet(System.nanoTime() - started);
                 return;
             }
             if (result == Publication.CLOSED) {
