@@ -185,6 +185,7 @@ class CheckpointStoreTest {
         save(store, 2);
         CheckpointStore.Loaded four = save(store, 4);
         Files.writeString(store.dir().resolve("latest"), "step-000002\n"); // as after resuming from 2
+        assertEquals(2, store.newestValid().orElseThrow().step(), "latest first, even with a newer complete one");
         assertEquals(four.manifest(), store.reuse(4).orElseThrow().manifest());
         assertEquals(4, store.latestStep().orElseThrow(), "latest moved to the reused checkpoint");
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> store.begin(4));
