@@ -21,7 +21,7 @@ import java.util.function.Consumer;
  */
 public final class RunCheckpoints {
     /** What a resumed run may change; the rest must equal the checkpoint's settings. */
-    static final String MAY_CHANGE = "run.*, train.steps, checkpoint.*, runtime.* and cluster.*";
+    static final String MAY_CHANGE = "run.*, train.steps, checkpoint.*, runtime.*, cluster.*, recovery.* and dashboard.*";
 
     private RunCheckpoints() {}
 

@@ -4,16 +4,12 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import com.fasterxml.jackson.core.JsonProcessingException;
 import dev.moelora.cluster.config.RunConfig;
 import dev.moelora.cluster.observe.JsonlRecorder;
 import dev.moelora.cluster.observe.RunRecorder;
 import dev.moelora.cluster.tensorboard.TensorBoardRecorder;
-import dev.moelora.cluster.observe.RecordStream;
-import dev.moelora.model.checkpoint.DurableFiles;
 import dev.moelora.model.train.Evaluation;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.LocalDateTime;
@@ -24,8 +20,7 @@ import java.util.List;
 /**
  * Where a run writes, and the files every job writes the same way: {@code config.conf} (the
  * resolved configuration) when it starts, {@code eval.md} and {@code eval.json} when it has
- * scores; and the record files put back to a checkpoint's step when a run resumes. It never
- * decides what a run computes.
+ * scores; and where its records go. It never decides what a run computes.
  */
 public final class RunDirectory {
     public static final String CONFIG = "config.conf";
@@ -70,15 +65,12 @@ public final class RunDirectory {
 
     /** The scores of an eval.json-shaped array (as a router reports them). */
     public static List<Evaluation.TaskScore> scores(JsonNode json) {
-        List<Evaluation.TaskScore> out = new java.util.ArrayList<>();
+        List<Evaluation.TaskScore> out = new ArrayList<>();
         for (JsonNode n : json) {
             out.add(new Evaluation.TaskScore(n.get("task").asText(), n.get("examples").asInt(), n.get("correct").asInt(), n.get("chance").asDouble()));
         }
         return out;
     }
-
-    /** The record streams whose lines belong to a step: a resumed run drops those of the steps it will run again. */
-
 
     /** Where a run's records go: its JSONL files and its TensorBoard event file ({@code <run dir>/tensorboard/}). */
     public static RunRecorder recorders(Path runDir) throws IOException {
