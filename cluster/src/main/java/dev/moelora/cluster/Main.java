@@ -1,6 +1,7 @@
 package dev.moelora.cluster;
 
 import dev.moelora.cluster.cli.BenchCommand;
+import dev.moelora.cluster.cli.ChaosCommand;
 import dev.moelora.cluster.cli.ExperimentCommand;
 import dev.moelora.cluster.cli.ForwardCommand;
 import dev.moelora.cluster.cli.GenerateCommand;
@@ -12,7 +13,7 @@ import picocli.CommandLine.Command;
 /** The {@code moelora} command line. */
 @Command(name = "moelora", mixinStandardHelpOptions = true, version = "moelora 0.1.0",
         description = "Parameter-efficient fine-tuning of transformers: LoRA, Tied-LoRA and MoELoRA, single-process or expert-parallel.",
-        subcommands = {TrainCommand.class, NodeCommand.class, ExperimentCommand.class, ForwardCommand.class, GenerateCommand.class, BenchCommand.class})
+        subcommands = {TrainCommand.class, NodeCommand.class, ExperimentCommand.class, ForwardCommand.class, GenerateCommand.class, BenchCommand.class, ChaosCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

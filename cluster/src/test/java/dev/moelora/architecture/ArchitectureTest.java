@@ -24,7 +24,10 @@ class ArchitectureTest {
 
     @BeforeAll
     static void importMainClasses() {
-        classes = new ClassFileImporter().withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS).importPackages("dev.moelora");
+        // main classes only: not the test classes of this module, nor those another module's test-jar brings
+        ImportOption noTestJars = location -> !location.contains("-tests.jar") && !location.contains("/test-classes/");
+        classes = new ClassFileImporter().withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS).withImportOption(noTestJars)
+                .importPackages("dev.moelora");
         for (String module : new String[] {"proto.frame", "model.moelora", "experts", "router", "cluster.runtime"}) {
             assertTrue(classes.containPackage("dev.moelora." + module), "the rules see the classes of dev.moelora." + module);
         }
@@ -60,7 +63,8 @@ class ArchitectureTest {
                 .layer("main").definedBy("dev.moelora.cluster")
                 .layer("cli").definedBy("dev.moelora.cluster.cli..")
                 .layer("bench").definedBy("dev.moelora.cluster.bench..")
-                .layer("dashboard").definedBy("dev.moelora.cluster.dashboard..")
+                .layer("chaos").definedBy("dev.moelora.cluster.chaos..")
+                .optionalLayer("dashboard").definedBy("dev.moelora.cluster.dashboard..")
                 .layer("experiment").definedBy("dev.moelora.cluster.experiment..")
                 .layer("single").definedBy("dev.moelora.cluster.single..")
                 .layer("runtime").definedBy("dev.moelora.cluster.runtime..")
@@ -73,16 +77,17 @@ class ArchitectureTest {
                 .whereLayer("main").mayNotBeAccessedByAnyLayer()
                 .whereLayer("cli").mayOnlyBeAccessedByLayers("main")
                 .whereLayer("bench").mayOnlyBeAccessedByLayers("cli")
+                .whereLayer("chaos").mayOnlyBeAccessedByLayers("cli")
                 .whereLayer("dashboard").mayOnlyBeAccessedByLayers("cli")
                 .whereLayer("experiment").mayOnlyBeAccessedByLayers("cli")
-                .whereLayer("single").mayOnlyBeAccessedByLayers("cli", "bench")
-                .whereLayer("runtime").mayOnlyBeAccessedByLayers("cli", "bench")
+                .whereLayer("single").mayOnlyBeAccessedByLayers("cli", "bench", "chaos")
+                .whereLayer("runtime").mayOnlyBeAccessedByLayers("cli", "bench", "chaos")
                 .whereLayer("checkpoint").mayOnlyBeAccessedByLayers("cli", "bench", "single", "runtime")
-                .whereLayer("job").mayOnlyBeAccessedByLayers("cli", "bench", "experiment", "single", "runtime", "checkpoint")
+                .whereLayer("job").mayOnlyBeAccessedByLayers("cli", "bench", "experiment", "single", "runtime", "checkpoint", "chaos")
                 .whereLayer("tensorboard").mayOnlyBeAccessedByLayers("cli", "bench", "single", "runtime", "job")
                 .whereLayer("observe").mayOnlyBeAccessedByLayers("cli", "bench", "dashboard", "single", "runtime", "checkpoint", "job", "tensorboard")
                 .whereLayer("setup").mayOnlyBeAccessedByLayers("cli", "bench", "single", "runtime")
-                .whereLayer("config").mayOnlyBeAccessedByLayers("cli", "bench", "dashboard", "experiment", "single", "runtime", "checkpoint", "job", "setup")
+                .whereLayer("config").mayOnlyBeAccessedByLayers("cli", "bench", "dashboard", "experiment", "single", "runtime", "checkpoint", "job", "setup", "chaos")
                 .check(classes);
     }
 

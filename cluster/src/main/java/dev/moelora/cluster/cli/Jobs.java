@@ -33,10 +33,6 @@ public final class Jobs {
             throw new IllegalArgumentException("runtime.mode = " + mode + " runs MoELoRA's experts in expert actors; adapter.type "
                     + config.string("adapter.type") + " has no experts and runs with runtime.mode = single-process");
         }
-        if (!config.string("run.resume-from").isEmpty()) {
-            throw new IllegalArgumentException("run.resume-from is not supported by the expert-parallel runtime yet (runtime.mode = "
-                    + mode + "); resume with runtime.mode = single-process");
-        }
         return ExpertParallelJob.run(config, out, terminal);
     }
 }

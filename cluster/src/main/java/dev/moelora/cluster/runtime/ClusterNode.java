@@ -74,19 +74,43 @@ public final class ClusterNode {
         if (!role.equals("router") && !role.equals("expert")) {
             throw new IllegalArgumentException("--role must be router, expert or coordinator; got '" + role + "'");
         }
+        // SIGTERM (a scheduler preempting every task of the job, the coordinator's too): keep serving
+        // until the run ends (the coordinator checkpoints and says so), then exit with the run's status
+        java.util.concurrent.CountDownLatch ended = new java.util.concurrent.CountDownLatch(1);
+        int[] status = {1};
+        java.time.Duration grace = config.duration("checkpoint.preemption-timeout");
+        Thread hook = new Thread(() -> {
+            out.println(role + ": SIGTERM; serving until the run ends (at most " + grace.toSeconds() + " s: checkpoint.preemption-timeout)");
+            try {
+                if (!ended.await(grace.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS)) return;
+            } catch (InterruptedException e) {
+                return;
+            }
+            out.flush();
+            System.err.flush();
+            Runtime.getRuntime().halt(status[0]);
+        }, "moelora-node-preemption");
+        Runtime.getRuntime().addShutdownHook(hook);
         try (DataPlane media = Nodes.media(config)) {
             boolean waitedBefore = false;
             while (true) {
                 Ending ending = member(role, config, media, out, waitedBefore ? config.duration("recovery.coordinator-wait") : null);
                 switch (ending) {
-                    case SUCCEEDED -> { return 0; }
-                    case FAILED, NO_COORDINATOR -> { return 1; }
+                    case SUCCEEDED -> { return status[0] = 0; }
+                    case FAILED, NO_COORDINATOR -> { return status[0] = 1; }
                     case COORDINATOR_LOST -> {
                         waitedBefore = true;
                         out.println(role + ": joining the cluster again to wait up to " + config.duration("recovery.coordinator-wait").toSeconds()
                                 + " s for a new coordinator (recovery.coordinator-wait)");
                     }
                 }
+            }
+        } finally {
+            ended.countDown();
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException shuttingDown) {
+                // the hook runs: it sees the run ended and halts with its status
             }
         }
     }

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.moelora.cluster.chaos.ChaosRun;
 import dev.moelora.cluster.cli.Jobs;
 import dev.moelora.cluster.config.RunConfig;
 import dev.moelora.cluster.job.JobResult;
@@ -18,7 +19,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
@@ -107,7 +107,7 @@ class RecoveryTest {
     }
 
     /** The recovered run equals the uninterrupted one: every step's numbers, the final adapter. */
-    static void assertSameAsUninterrupted(Path runDir, int steps) throws IOException {
+    static void assertSameAsUninterrupted(JobResult reference, Path runDir, int steps) throws IOException {
         ExpertParallelEquivalenceTest.assertSameSteps(reference.runDir(), runDir, steps);
         ExpertParallelEquivalenceTest.assertSameTensors(reference.runDir(), runDir);
     }
@@ -132,7 +132,7 @@ class RecoveryTest {
             CompletableFuture<Void> kill = atStep(dir.resolve("expert-killed"), 12, () -> nodes.kill(victim));
             JobResult run = nodes.whileAlive(Duration.ofMinutes(10), () -> train(file, List.of()));
             kill.get(10, TimeUnit.SECONDS);
-            assertSameAsUninterrupted(run.runDir(), STEPS);
+            assertSameAsUninterrupted(reference, run.runDir(), STEPS);
             List<JsonNode> lost = events(run.runDir(), "node-lost");
             assertEquals(1, lost.size(), "one node lost: " + lost);
             assertTrue(lost.get(0).get("node").asText().endsWith(":" + victim.dataPort()), lost.toString());
@@ -156,7 +156,7 @@ class RecoveryTest {
             });
             JobResult run = nodes.whileAlive(Duration.ofMinutes(10), () -> train(file, List.of()));
             kill.get(10, TimeUnit.SECONDS);
-            assertSameAsUninterrupted(run.runDir(), STEPS);
+            assertSameAsUninterrupted(reference, run.runDir(), STEPS);
             assertTrue(events(run.runDir(), "node-up").stream().anyMatch(e -> e.get("reason").asText().contains("replacement")),
                     "the new router joined as a replacement");
             assertEquals(5, events(run.runDir(), "restored").get(0).get("step").asInt());
@@ -183,7 +183,7 @@ class RecoveryTest {
                 return second[0].process().waitFor(9, TimeUnit.MINUTES);
             });
             assertEquals(0, second[0].process().exitValue(), nodes.tail("coordinator-again", 40));
-            assertSameAsUninterrupted(runDir, STEPS);
+            assertSameAsUninterrupted(reference, runDir, STEPS);
             assertEquals(10, events(runDir, "resumed").get(0).get("step").asInt(), "the second coordinator resumed the checkpoint of step 10");
             Map<String, Integer> exits = nodes.exitCodes(60);
             assertEquals(0, exits.get("router"), "the router stayed up and served the second coordinator: " + exits);
@@ -193,43 +193,18 @@ class RecoveryTest {
     }
 
     /**
-     * The short chaos run: three expert JVMs and a router, 60 steps, three kills of random nodes
-     * (seeded) at random steps, each victim replaced by a new JVM of its role: the same final
-     * tensors and losses as the uninterrupted run. `./moelora chaos` runs the long version.
+     * The short chaos run (`./moelora chaos` is the long one, same code): three expert JVMs and a
+     * router, 60 steps, three kills of random nodes (seeded) at random steps, each victim replaced
+     * by a new JVM of its role: the same losses and final tensors as the uninterrupted run.
      */
     @Test
     void threeRandomKillsDuringASixtyStepRunLeaveTheResultOfTheUninterruptedRun() throws Exception {
-        int steps = 60;
-        JobResult uninterrupted = train(write(dir, "chaos-reference", steps, ""), List.of());
-        int coordinator = NodeProcesses.freeTcpPort();
-        Path file = clusterRun("chaos", steps, coordinator, 3, "");
-        SplittableRandom random = new SplittableRandom(20261201);
-        try (NodeProcesses nodes = new NodeProcesses(dir)) {
-            List<NodeProcesses.Node> live = new ArrayList<>();
-            List<String> roles = new ArrayList<>();
-            live.add(nodes.start(file, "router", "router-0", "1g"));
-            roles.add("router");
-            for (int i = 0; i < 3; i++) {
-                live.add(nodes.start(file, "expert", "expert-" + i, "768m"));
-                roles.add("expert");
-            }
-            int[] at = {8 + random.nextInt(10), 25 + random.nextInt(10), 42 + random.nextInt(10)};
-            CompletableFuture<Void> chaos = CompletableFuture.completedFuture(null);
-            int[] started = {4};
-            for (int k = 0; k < at.length; k++) {
-                int step = at[k];
-                chaos = chaos.thenCompose(v -> atStep(dir.resolve("chaos"), step, () -> {
-                    int victim = random.nextInt(live.size());
-                    nodes.kill(live.get(victim));
-                    String role = roles.get(victim);
-                    live.set(victim, nodes.start(file, role, role + "-" + started[0]++, role.equals("router") ? "1g" : "768m"));
-                }));
-            }
-            JobResult run = nodes.whileAlive(Duration.ofMinutes(15), () -> train(file, List.of()));
-            chaos.get(30, TimeUnit.SECONDS);
-            ExpertParallelEquivalenceTest.assertSameSteps(uninterrupted.runDir(), run.runDir(), steps);
-            ExpertParallelEquivalenceTest.assertSameTensors(uninterrupted.runDir(), run.runDir());
-            assertEquals(3, events(run.runDir(), "node-lost").size(), "three nodes lost: " + events(run.runDir(), "node-lost"));
-        }
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        ChaosRun.Verdict v = ChaosRun.run(dir.resolve("chaos-work"), 60, 3, 3, 20261201, new PrintStream(log, true, StandardCharsets.UTF_8));
+        String said = log.toString(StandardCharsets.UTF_8);
+        assertEquals(3, v.kills().size(), said);
+        assertTrue(v.identical(), v.difference() + "\n" + said);
+        assertEquals(3, events(dir.resolve("chaos-work/chaos"), "node-lost").size(), said);
+        assertTrue(v.recoveries() >= 3, said);
     }
 }
