@@ -1,7 +1,7 @@
 package dev.moelora.cluster.checkpoint;
 
 import com.google.protobuf.InvalidProtocolBufferException;
-import dev.moelora.model.checkpoint.DurableFiles;
+import dev.moelora.model.files.DurableFiles;
 import dev.moelora.model.checkpoint.FileDigest;
 import dev.moelora.proto.checkpoint.CheckpointManifest;
 import java.io.IOException;

@@ -82,7 +82,7 @@ public final class JsonlRecorder implements RunRecorder {
             if (kept.size() == lines.size()) continue;
             StringBuilder text = new StringBuilder();
             for (String line : kept) text.append(line).append('\n');
-            dev.moelora.model.checkpoint.DurableFiles.write(file, text.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            dev.moelora.model.files.DurableFiles.write(file, text.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8));
         }
     }
 

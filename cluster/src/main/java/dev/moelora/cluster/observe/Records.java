@@ -63,7 +63,7 @@ public final class Records {
             ArrayNode mean = line.putArray("mean_gate_prob");
             for (double g : s.gateMass()) mean.add(g);
             line.put("gate_entropy", s.gateEntropy());
-            line.put("effective_experts", effectiveExperts(s.routedTokens()));
+            if (s.tokens() > 0) line.put("effective_experts", effectiveExperts(s.routedTokens())); // absent: nothing was routed
             line.put("dropped_tokens", s.droppedTokens());
             line.put("balance_loss", s.balanceLoss());
             line.put("contrastive_loss", s.contrastiveLoss());

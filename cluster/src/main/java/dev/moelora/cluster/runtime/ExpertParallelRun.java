@@ -163,6 +163,7 @@ public final class ExpertParallelRun {
     private int restarts;
     private int step;
     private boolean preempt;
+    private long recoveringSince;     // System.nanoTime() when the recovery in progress began; 0 when none is
     private Path lastCheckpoint;
     private long stepStart;
     private double gradNorm, lr;
@@ -317,6 +318,7 @@ public final class ExpertParallelRun {
             sampler.seek(0, 0);
             lastCheckpoint = null;
             steps.clear();
+            recovered("no checkpoint yet: from step 0");
             return stepping();
         }
         RestorePoint p = point.get();
@@ -330,9 +332,18 @@ public final class ExpertParallelRun {
             sampler.seek(p.epoch(), p.position());
             lastCheckpoint = p.directory();
             steps.removeIf(m -> m.step() > p.step());
-            listener.onEvent(attempt == 1 ? "resumed" : "restored", step, "", "", p.directory().toString(), 0);
+            if (attempt == 1) listener.onEvent("resumed", step, "", "", p.directory().toString(), 0);
+            recovered(p.directory().toString());
             return stepping();
         });
+    }
+
+    /** Ends the recovery in progress, if any: which nodes the run goes on with, which checkpoint, how long it took. */
+    private void recovered(String checkpoint) {
+        if (recoveringSince == 0) return;
+        listener.onEvent("recovered", step, "", "on " + routers.size() + " router(s) and " + experts.size() + " expert node(s)",
+                checkpoint, (System.nanoTime() - recoveringSince) / 1e9);
+        recoveringSince = 0;
     }
 
     // ---- stepping: micro-batches, reduce, apply ---------------------------------------------------------------------
@@ -485,6 +496,7 @@ public final class ExpertParallelRun {
         if (attempt == 1 && step == 0 && lastCheckpoint == null && suspects.isEmpty()) {
             return fail(reason); // a run that cannot even start will not start on a second try
         }
+        if (recoveringSince == 0) recoveringSince = System.nanoTime();
         listener.onEvent("recovering", step, String.join(", ", suspects), reason, "", 0);
         if (restarts >= maxRestarts) {
             return fail(reason + " (no restart left: recovery.max-restarts = " + maxRestarts + ")");
@@ -555,7 +567,6 @@ public final class ExpertParallelRun {
         if (routers.isEmpty()) return fail(reason + "; no router left and none joined within recovery.wait-for-replacement");
         if (experts.isEmpty()) return fail(reason + "; no expert node left and none joined within recovery.wait-for-replacement");
         if (train.gradAccum() < routers.size()) return fail("train.grad-accum = " + train.gradAccum() + " cannot feed " + routers.size() + " routers");
-        listener.onEvent("recovered", step, "", routers.size() + " router(s), " + experts.size() + " expert node(s)", "", 0);
         return initialising();
     }
 

@@ -112,6 +112,27 @@ class RecoveryTest {
         ExpertParallelEquivalenceTest.assertSameTensors(reference.runDir(), runDir);
     }
 
+    /** Polls placement.json until the node whose name ends with {@code node} has {@code health}; false after two minutes. */
+    static boolean health(Path runDir, String node, String health) {
+        long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(2);
+        while (System.nanoTime() < deadline) {
+            try {
+                for (JsonNode n : JSON.readTree(runDir.resolve("placement.json").toFile()).get("nodes")) {
+                    if (n.get("node").asText().endsWith(node) && n.get("health").asText().equals(health)) return true;
+                }
+            } catch (IOException e) {
+                // not written yet: look again
+            }
+            try {
+                Thread.sleep(20);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            }
+        }
+        return false;
+    }
+
     static List<JsonNode> events(Path runDir, String event) throws IOException {
         List<JsonNode> out = new ArrayList<>();
         for (String line : Files.readAllLines(runDir.resolve("events.jsonl"))) {
@@ -130,14 +151,17 @@ class RecoveryTest {
             nodes.start(file, "expert", "expert-a", "1g");
             NodeProcesses.Node victim = nodes.start(file, "expert", "expert-b", "1g");
             CompletableFuture<Void> kill = atStep(dir.resolve("expert-killed"), 12, () -> nodes.kill(victim));
+            CompletableFuture<Boolean> sawUnreachable = kill.thenApplyAsync(v -> health(dir.resolve("expert-killed"), ":" + victim.dataPort(), "unreachable"));
             JobResult run = nodes.whileAlive(Duration.ofMinutes(10), () -> train(file, List.of()));
             kill.get(10, TimeUnit.SECONDS);
             assertSameAsUninterrupted(reference, run.runDir(), STEPS);
             List<JsonNode> lost = events(run.runDir(), "node-lost");
             assertEquals(1, lost.size(), "one node lost: " + lost);
             assertTrue(lost.get(0).get("node").asText().endsWith(":" + victim.dataPort()), lost.toString());
-            JsonNode restored = events(run.runDir(), "restored").get(0);
-            assertEquals(10, restored.get("step").asInt(), "the checkpoint of step 10, the last before the kill");
+            JsonNode recovered = events(run.runDir(), "recovered").get(0);
+            assertEquals(10, recovered.get("step").asInt(), "the checkpoint of step 10, the last before the kill: " + recovered);
+            assertTrue(recovered.get("checkpoint").asText().endsWith("step-000010") && recovered.get("seconds").asDouble() > 0, recovered.toString());
+            assertTrue(sawUnreachable.get(10, TimeUnit.SECONDS), "placement.json showed the killed node unreachable during the run");
             assertEquals(Map.of("router", 0, "expert-a", 0, "expert-b", 137), nodes.exitCodes(60));
         }
     }
@@ -159,7 +183,7 @@ class RecoveryTest {
             assertSameAsUninterrupted(reference, run.runDir(), STEPS);
             assertTrue(events(run.runDir(), "node-up").stream().anyMatch(e -> e.get("reason").asText().contains("replacement")),
                     "the new router joined as a replacement");
-            assertEquals(5, events(run.runDir(), "restored").get(0).get("step").asInt());
+            assertEquals(5, events(run.runDir(), "recovered").get(0).get("step").asInt());
         }
     }
 

@@ -1,5 +1,6 @@
 package dev.moelora.model.checkpoint;
 
+import dev.moelora.model.files.DurableFiles;
 import dev.moelora.model.optim.AdamW;
 import dev.moelora.model.optim.Parameter;
 import dev.moelora.model.safetensors.Safetensors;
@@ -103,7 +104,6 @@ public final class StateFile {
         }
         java.nio.file.Files.createDirectories(file.toAbsolutePath().getParent());
         Safetensors.write(file, tensors, Map.of("format", FORMAT, STEPS, Long.toString(optimizerSteps)));
-        DurableFiles.syncDirectory(file.toAbsolutePath().getParent());
         return FileDigest.of(file);
     }
 

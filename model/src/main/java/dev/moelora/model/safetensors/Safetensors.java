@@ -3,21 +3,18 @@ package dev.moelora.model.safetensors;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.moelora.model.files.DurableFiles;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
 import java.util.Map;
 import java.util.Objects;
 import java.util.SortedMap;
 import java.util.TreeMap;
-import java.util.concurrent.ThreadLocalRandom;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -57,31 +54,15 @@ public final class Safetensors {
         SortedMap<String, INDArray> sorted = new TreeMap<>(tensors);
         byte[] header = header(file, sorted, metadata);
 
-        Path target = file.toAbsolutePath();
-        Path temp =
-                target.resolveSibling(
-                        "." + target.getFileName() + "." + Long.toHexString(ThreadLocalRandom.current().nextLong()) + ".tmp");
-        try {
-            try (FileChannel out =
-                    FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-                ByteBuffer prefix = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
-                prefix.putLong(header.length).flip();
-                writeFully(out, prefix);
-                writeFully(out, ByteBuffer.wrap(header));
-                for (INDArray tensor : sorted.values()) {
-                    writeData(out, tensor);
-                }
-                out.force(true);
+        DurableFiles.write(file, out -> {
+            ByteBuffer prefix = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+            prefix.putLong(header.length).flip();
+            writeFully(out, prefix);
+            writeFully(out, ByteBuffer.wrap(header));
+            for (INDArray tensor : sorted.values()) {
+                writeData(out, tensor);
             }
-            Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (IOException | RuntimeException e) {
-            try {
-                Files.deleteIfExists(temp);
-            } catch (IOException cleanup) {
-                e.addSuppressed(cleanup);
-            }
-            throw e;
-        }
+        });
     }
 
     /** Opens {@code file} and validates its header; tensor data is read later, one tensor at a time. */

@@ -2,7 +2,7 @@ package dev.moelora.model.train;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.moelora.model.checkpoint.DurableFiles;
+import dev.moelora.model.files.DurableFiles;
 import dev.moelora.model.optim.Parameter;
 import dev.moelora.model.safetensors.Safetensors;
 import dev.moelora.model.safetensors.SafetensorsFile;

@@ -1,4 +1,4 @@
-package dev.moelora.model.checkpoint;
+package dev.moelora.model.files;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -18,14 +18,31 @@ import java.util.concurrent.ThreadLocalRandom;
 public final class DurableFiles {
     private DurableFiles() {}
 
+    /** What goes into a file: written to the channel of its temporary copy. */
+    @FunctionalInterface
+    public interface Content {
+        void writeTo(FileChannel out) throws IOException;
+    }
+
     /** Writes {@code bytes} as {@code file}, replacing it atomically when it exists. */
     public static void write(Path file, byte[] bytes) throws IOException {
+        write(file, out -> {
+            ByteBuffer buffer = ByteBuffer.wrap(bytes);
+            while (buffer.hasRemaining()) out.write(buffer);
+        });
+    }
+
+    /**
+     * Writes {@code content} as {@code file}: into a temporary file beside it, forced to disk,
+     * atomically renamed over {@code file}, the directory forced. A crash leaves the old file or
+     * the new one, never a mix; a failure removes the temporary file and leaves {@code file} as it was.
+     */
+    public static void write(Path file, Content content) throws IOException {
         Path target = file.toAbsolutePath();
         Path temp = target.resolveSibling("." + target.getFileName() + "." + Long.toHexString(ThreadLocalRandom.current().nextLong()) + ".tmp");
         try {
             try (FileChannel out = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-                ByteBuffer buffer = ByteBuffer.wrap(bytes);
-                while (buffer.hasRemaining()) out.write(buffer);
+                content.writeTo(out);
                 out.force(true);
             }
             Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
