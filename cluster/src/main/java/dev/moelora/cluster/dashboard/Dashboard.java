@@ -125,6 +125,7 @@ public final class Dashboard implements AutoCloseable {
             bound = bind(host, port);
         } catch (RuntimeException e) {
             stopThreads();
+            events.complete();
             throw e;
         }
         this.binding = bound;

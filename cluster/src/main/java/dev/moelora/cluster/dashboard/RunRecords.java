@@ -316,7 +316,7 @@ final class RunRecords {
             devices.add(new Device(d.path("device").asInt(), experts, number(d, "compute_s")));
         }
         Map<String, Long> dropped = new TreeMap<>();
-        l.path("frames_dropped").fields().forEachRemaining(e -> dropped.put(e.getKey(), e.getValue().asLong()));
+        for (Map.Entry<String, JsonNode> e : l.path("frames_dropped").properties()) dropped.put(e.getKey(), e.getValue().asLong());
         return new NodeStep(step, node, l.path("role").asText(""), devices, number(l, "compute_s"), number(l, "wait_s"),
                 number(l, "transfer_s"), l.path("bytes_sent").asLong(0), l.path("bytes_received").asLong(0),
                 l.path("frames_sent").asLong(0), l.path("frames_received").asLong(0), dropped);

@@ -87,8 +87,8 @@ class DashboardBrowserTest {
         awaitHeatmapStep(30, WAIT);
         assertHeatmapsMatchRoutingFile();
 
-        String alarm = await(WAIT, () -> browser.findElements(By.cssSelector("[data-alarm='dead-expert'][data-module='"
-                + DashboardFixture.DEAD_MODULE + "'][data-expert='" + DashboardFixture.DEAD_EXPERT + "']"))).getText();
+        String alarm = await(WAIT, "[data-alarm='dead-expert'][data-module='"
+                + DashboardFixture.DEAD_MODULE + "'][data-expert='" + DashboardFixture.DEAD_EXPERT + "']").getText();
         assertTrue(alarm.contains("no token for 25 steps"), alarm);
         assertEquals(1, browser.findElements(By.cssSelector("[data-alarm='dead-expert']")).size(), "only the one dead expert");
 
@@ -108,14 +108,14 @@ class DashboardBrowserTest {
         DashboardFixture.append(run, 31, 33);
         awaitHeatmapStep(33, LIVE);
         assertHeatmapsMatchRoutingFile();
-        await(LIVE, () -> browser.findElements(By.cssSelector("[data-tile='step'][data-step='33']")));
+        await(LIVE, "[data-tile='step'][data-step='33']");
 
         // a node becomes unreachable: placement.json is rewritten
-        await(WAIT, () -> browser.findElements(By.cssSelector("[data-node='" + DashboardFixture.NODE_B + "'][data-health='up']")));
+        await(WAIT, "[data-node='" + DashboardFixture.NODE_B + "'][data-health='up']");
         DashboardFixture.placement(run, DashboardFixture.NODE_B);
-        await(LIVE, () -> browser.findElements(By.cssSelector("[data-node='" + DashboardFixture.NODE_B + "'][data-health='unreachable']")));
-        await(WAIT, () -> browser.findElements(By.cssSelector("[data-node='" + DashboardFixture.NODE_A + "'][data-health='up']")));
-        await(WAIT, () -> browser.findElements(By.cssSelector("[data-alarm='node-unreachable'][data-node='" + DashboardFixture.NODE_B + "']")));
+        await(LIVE, "[data-node='" + DashboardFixture.NODE_B + "'][data-health='unreachable']");
+        await(WAIT, "[data-node='" + DashboardFixture.NODE_A + "'][data-health='up']");
+        await(WAIT, "[data-alarm='node-unreachable'][data-node='" + DashboardFixture.NODE_B + "']");
 
         // the whole page in one picture: the window as tall as the document
         long height = (Long) browser.executeScript("return document.documentElement.scrollHeight;");
@@ -138,14 +138,14 @@ class DashboardBrowserTest {
         dashboard = Dashboard.start(experiment, "127.0.0.1", 0, new PrintStream(new ByteArrayOutputStream()));
         browser.get(dashboard.url());
         // while the experiment runs: each run's progress and the eval.json scores written so far
-        await(WAIT, () -> browser.findElements(By.cssSelector("table[data-source='eval.json'] tr[data-run='moelora']")));
-        assertEquals("0.810", await(WAIT, () -> browser.findElements(By.cssSelector("tr[data-run='lora'] td.accuracy"))).getText());
-        await(WAIT, () -> browser.findElements(By.cssSelector("[data-chart='run-losses'] polyline")));
+        await(WAIT, "table[data-source='eval.json'] tr[data-run='moelora']");
+        assertEquals("0.810", await(WAIT, "tr[data-run='lora'] td.accuracy").getText());
+        await(WAIT, "[data-chart='run-losses'] polyline");
         assertEquals(2, browser.findElements(By.cssSelector("[data-chart='run-losses'] polyline")).size(), "a loss curve per run");
         // the experiment ends: comparison.json replaces the live table
         Files.writeString(experiment.resolve("comparison.json"), "[{\"run\": \"lora\", \"adapter\": \"lora\", \"trainable_parameters\": 10, \"accuracy\": {\"sst2\": 0.81},"
                 + " \"average\": 0.81, \"tokens_per_s\": 900, \"wall_seconds\": 3}, {\"run\": \"moelora\", \"error\": \"node lost\"}]");
-        await(LIVE, () -> browser.findElements(By.cssSelector("table[data-source='comparison.json'] tr[data-run='moelora'] td.warn")));
+        await(LIVE, "table[data-source='comparison.json'] tr[data-run='moelora'] td.warn");
 
         browser.findElement(By.cssSelector(".tab[data-tab='moelora']")).click();
         awaitHeatmapStep(9, WAIT);
@@ -198,9 +198,10 @@ class DashboardBrowserTest {
                 });
     }
 
-    private WebElement await(Duration timeout, java.util.function.Supplier<List<WebElement>> find) {
-        return new WebDriverWait(browser, timeout).ignoring(StaleElementReferenceException.class).until(b -> {
-            List<WebElement> found = find.get();
+    /** The first element of what the CSS selector finds, once it finds any; fails naming the selector after the timeout. */
+    private WebElement await(Duration timeout, String css) {
+        return new WebDriverWait(browser, timeout).ignoring(StaleElementReferenceException.class).withMessage(() -> "nothing matches " + css).until(b -> {
+            List<WebElement> found = b.findElements(By.cssSelector(css));
             return found.isEmpty() ? null : found.get(0);
         });
     }
