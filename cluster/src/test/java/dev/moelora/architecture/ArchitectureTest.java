@@ -64,7 +64,7 @@ class ArchitectureTest {
                 .layer("cli").definedBy("dev.moelora.cluster.cli..")
                 .layer("bench").definedBy("dev.moelora.cluster.bench..")
                 .layer("chaos").definedBy("dev.moelora.cluster.chaos..")
-                .optionalLayer("dashboard").definedBy("dev.moelora.cluster.dashboard..")
+                .layer("dashboard").definedBy("dev.moelora.cluster.dashboard..")
                 .layer("experiment").definedBy("dev.moelora.cluster.experiment..")
                 .layer("single").definedBy("dev.moelora.cluster.single..")
                 .layer("runtime").definedBy("dev.moelora.cluster.runtime..")

@@ -1,5 +1,6 @@
 package dev.moelora.cluster.cli;
 
+import dev.moelora.cluster.dashboard.Dashboard;
 import dev.moelora.cluster.experiment.Experiment;
 import dev.moelora.cluster.experiment.TrainerActor;
 import java.nio.file.Path;
@@ -24,7 +25,11 @@ public final class ExperimentCommand implements Callable<Integer> {
         Experiment.Plan plan = Experiment.load(config, overrides);
         System.out.printf("moelora experiment '%s': %d runs (%s) -> %s%n", plan.name(), plan.runs().size(),
                 String.join(", ", plan.runs().stream().map(r -> r.name()).toList()), plan.dir());
-        List<TrainerActor.Reply> outcomes = Experiment.run(plan.runs(), Jobs::run, System.out);
+        List<TrainerActor.Reply> outcomes;
+        // one dashboard for the whole experiment (its runs side by side), with the runs' shared dashboard.* settings
+        try (Dashboard dashboard = Dashboard.startIfEnabled(plan.runs().get(0).config(), plan.dir().toAbsolutePath(), System.out)) {
+            outcomes = Experiment.run(plan.runs(), Jobs::run, System.out);
+        }
         String table = Experiment.report(outcomes, plan.dir());
         System.out.println();
         System.out.print(table);

@@ -1,7 +1,9 @@
 package dev.moelora.cluster.cli;
 
 import dev.moelora.cluster.config.RunConfig;
+import dev.moelora.cluster.dashboard.Dashboard;
 import dev.moelora.cluster.job.JobResult;
+import dev.moelora.cluster.job.RunDirectory;
 import dev.moelora.cluster.runtime.ExpertParallelJob;
 import dev.moelora.cluster.single.EncoderJob;
 import dev.moelora.cluster.single.InstructionJob;
@@ -15,6 +17,18 @@ import java.io.PrintStream;
  */
 public final class Jobs {
     private Jobs() {}
+
+    /**
+     * Runs the job with the live dashboard on its run directory while it trains (dashboard.port;
+     * 0 = none): what `train` and the cluster coordinator do. An empty run.name is given its
+     * timestamp here, so the dashboard and the job agree on the directory.
+     */
+    public static JobResult runWithDashboard(RunConfig config, PrintStream out, boolean terminal) throws IOException {
+        if (config.string("run.name").isEmpty()) config = config.with("run.name", RunDirectory.of(config).getFileName().toString());
+        try (Dashboard dashboard = Dashboard.startIfEnabled(config, RunDirectory.of(config).toAbsolutePath(), out)) {
+            return run(config, out, terminal);
+        }
+    }
 
     public static JobResult run(RunConfig config, PrintStream out, boolean terminal) throws IOException {
         String mode = config.string("runtime.mode");

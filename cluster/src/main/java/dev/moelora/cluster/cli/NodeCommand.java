@@ -32,7 +32,7 @@ public final class NodeCommand implements Callable<Integer> {
         List<String> all = new ArrayList<>(overrides);
         if (role.equals("coordinator")) {
             all.add("runtime.mode=cluster");
-            Jobs.run(RunConfig.load(config, all), System.out, System.console() != null);
+            Jobs.runWithDashboard(RunConfig.load(config, all), System.out, System.console() != null);
             return 0;
         }
         return ClusterNode.run(role, RunConfig.load(config, all), System.out);

@@ -20,7 +20,7 @@ public final class TrainCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Jobs.run(RunConfig.load(config, overrides), System.out, System.console() != null);
+        Jobs.runWithDashboard(RunConfig.load(config, overrides), System.out, System.console() != null);
         return 0;
     }
 }

@@ -88,6 +88,11 @@ public final class RunConfig {
     public java.time.Duration duration(String key) { return get(key, config::getDuration); }
     public long bytes(String key) { return get(key, config::getBytes); }
 
+    /** This configuration with {@code key} set to {@code value} (a string). */
+    public RunConfig with(String key, String value) {
+        return new RunConfig(config.withValue(key, com.typesafe.config.ConfigValueFactory.fromAnyRef(value)));
+    }
+
     /** A configuration sent as text by another node (rendered by {@link #render()}), checked as a file would be. */
     public static RunConfig parse(String hocon) {
         return of(com.typesafe.config.ConfigFactory.parseString(hocon));
