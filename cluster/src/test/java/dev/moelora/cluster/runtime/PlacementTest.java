@@ -48,13 +48,13 @@ class PlacementTest {
     }
 
     @Test
-    void runtimeSettingsThatCannotWorkAreRefusedBeforeAnythingStarts() {
+    void runtimeSettingsThatCannotWorkAreRefusedBeforeAnythingStarts(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
         PrintStream quiet = new PrintStream(new ByteArrayOutputStream());
         IllegalArgumentException lora = assertThrows(IllegalArgumentException.class,
-                () -> Jobs.run(RunConfig.load(null, List.of("adapter.type=lora", "runtime.mode=local")), quiet, false));
+                () -> Jobs.run(RunConfig.load(null, List.of("adapter.type=lora", "runtime.mode=local", "run.dir=" + dir)), quiet, false));
         assertTrue(lora.getMessage().contains("adapter.type lora has no experts"), lora.getMessage());
         IllegalArgumentException resume = assertThrows(IllegalArgumentException.class, () -> Jobs.run(RunConfig.load(null,
-                List.of("adapter.type=moelora", "runtime.mode=local", "run.resume-from=somewhere")), quiet, false));
-        assertTrue(resume.getMessage().contains("run.resume-from is not supported"), resume.getMessage());
+                List.of("adapter.type=moelora", "runtime.mode=local", "run.resume-from=somewhere", "run.dir=" + dir)), quiet, false));
+        assertTrue(resume.getMessage().contains("run.resume-from must be 'latest' or a checkpoint step directory"), resume.getMessage());
     }
 }
