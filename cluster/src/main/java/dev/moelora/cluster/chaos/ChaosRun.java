@@ -111,20 +111,25 @@ public final class ChaosRun {
         return v;
     }
 
-    /** The run settings the chaos run and its reference share. */
+    /** The run settings the chaos run and its reference share: tiny batches, so that a step takes well under a second. */
     public static String settings(Path work, String name, int steps) {
+        return settings(work, name, steps, 1000);
+    }
+
+    /** The same, with {@code maxRestarts} roll-backs allowed (the suite's recovery tests allow a few). */
+    public static String settings(Path work, String name, int steps, int maxRestarts) {
         return """
                 adapter { type = moelora, experts = 4, expert-rank = 2 }
                 data.generated { train-per-task = 24, test-per-task = 4 }
                 data.max-length = 16
                 train { steps = %d, batch-size = 2, eval-batch-size = 8, warmup-steps = 2 }
                 checkpoint { every = 5, every-seconds = 0, keep-last = 2 }
-                recovery { max-restarts = 1000, wait-for-replacement = 60s, coordinator-wait = 120s }
+                recovery { max-restarts = %d, wait-for-replacement = 60s, coordinator-wait = 120s }
                 cluster.downing-after = 2s
                 runtime { timeout = 90s, frame-timeout = 30s }
                 dashboard.port = 0
                 run { dir = "%s", name = %s }
-                """.formatted(steps, work.toString().replace("\\", "/"), name);
+                """.formatted(steps, maxRestarts, work.toString().replace("\\", "/"), name);
     }
 
     private static PrintStream quiet() {

@@ -46,21 +46,9 @@ class RecoveryTest {
     @TempDir
     Path dir;
 
-    /** The settings every run here shares: tiny batches so that a step takes well under a second. */
+    /** The settings every run here shares: the chaos run's, with a few restarts allowed. */
     static String settings(Path runs, String name, int steps, String extra) {
-        return """
-                adapter { type = moelora, experts = 4, expert-rank = 2 }
-                data.generated { train-per-task = 24, test-per-task = 4 }
-                data.max-length = 16
-                train { steps = %d, batch-size = 2, eval-batch-size = 8, warmup-steps = 2 }
-                checkpoint { every = 5, every-seconds = 0, keep-last = 2 }
-                recovery { max-restarts = 4, wait-for-replacement = 60s, coordinator-wait = 120s }
-                cluster.downing-after = 2s
-                runtime { timeout = 90s, frame-timeout = 30s }
-                dashboard.port = 0
-                run { dir = "%s", name = %s }
-                %s
-                """.formatted(steps, runs.toString().replace("\\", "/"), name, extra);
+        return ChaosRun.settings(runs, name, steps, 4) + extra + "\n";
     }
 
     static Path write(Path runs, String name, int steps, String extra) throws IOException {
