@@ -69,17 +69,23 @@ public final class ForwardCommand implements Callable<Integer> {
         return decoder.forward(new DecoderBatch(1, ids.length, ids, mask));
     }
 
-    /** {"shape":[rows,cols],"data":[...]}, row-major, as float32 values. */
-    static String json(INDArray m) {
+    /** {"shape":[rows,cols],"data":[...]}, row-major, as float32 values; streamed through Jackson (no tree of the whole matrix). */
+    static String json(INDArray m) throws java.io.IOException {
         long rows = m.size(0), cols = m.size(1);
-        StringBuilder sb = new StringBuilder((int) Math.min(Integer.MAX_VALUE, rows * cols * 12));
-        sb.append("{\"shape\":[").append(rows).append(',').append(cols).append("],\"data\":[");
-        for (long r = 0; r < rows; r++) {
-            for (long c = 0; c < cols; c++) {
-                if (r + c > 0) sb.append(',');
-                sb.append(Float.toString(m.getFloat(r, c)));
+        java.io.StringWriter text = new java.io.StringWriter();
+        try (com.fasterxml.jackson.core.JsonGenerator g = new com.fasterxml.jackson.core.JsonFactory().createGenerator(text)) {
+            g.writeStartObject();
+            g.writeArrayFieldStart("shape");
+            g.writeNumber(rows);
+            g.writeNumber(cols);
+            g.writeEndArray();
+            g.writeArrayFieldStart("data");
+            for (long r = 0; r < rows; r++) {
+                for (long c = 0; c < cols; c++) g.writeNumber(m.getFloat(r, c));
             }
+            g.writeEndArray();
+            g.writeEndObject();
         }
-        return sb.append("]}").toString();
+        return text.toString();
     }
 }
