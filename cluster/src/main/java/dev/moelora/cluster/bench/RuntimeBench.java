@@ -30,6 +30,7 @@ public final class RuntimeBench {
 
     public static void run(PrintStream out, int steps, int batch, int seq, Path work) throws Exception {
         out.println(Machine.describe());
+        deleteTree(work); // the benchmark's own scratch directory: every measurement starts fresh
         Files.createDirectories(work);
         String common = """
                 adapter.type = moelora
@@ -97,5 +98,12 @@ public final class RuntimeBench {
     /** The median step time after the first two (warm-up) steps. */
     private static double median(List<Double> seconds) {
         return Machine.median(seconds.subList(Math.min(2, seconds.size() - 1), seconds.size()).stream().mapToDouble(Double::doubleValue).toArray());
+    }
+
+    private static void deleteTree(Path dir) throws IOException {
+        if (!Files.exists(dir)) return;
+        try (var paths = Files.walk(dir)) {
+            for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) Files.delete(p);
+        }
     }
 }
