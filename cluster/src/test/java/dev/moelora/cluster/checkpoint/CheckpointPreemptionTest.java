@@ -23,6 +23,7 @@ import org.junit.jupiter.api.io.TempDir;
  * In-process, a requested preemption stops the run at a checkpoint with no adapter and no
  * evaluation.
  */
+@org.junit.jupiter.api.Timeout(value = 10, unit = java.util.concurrent.TimeUnit.MINUTES)
 class CheckpointPreemptionTest {
     static final int LONG_RUN = 150; // ~35 ms a step here: the child is still training when it gets SIGTERM
     static final Pattern PREEMPTED = Pattern.compile("preempted at step (\\d+): checkpoint (\\S+); resume with run.resume-from = latest");

@@ -39,6 +39,7 @@ import org.junit.jupiter.api.io.TempDir;
  * named by the environment variable MOELORA_TENSORBOARD_PYTHON or the system property
  * moelora.tensorboard.python; without one they are skipped, saying why.
  */
+@org.junit.jupiter.api.Timeout(value = 10, unit = java.util.concurrent.TimeUnit.MINUTES)
 class TensorBoardLoaderTest {
     private static final Duration TIMEOUT = Duration.ofSeconds(120);
     private static String python;
