@@ -4,16 +4,14 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import dev.moelora.model.checkpoint.StateFile;
-import dev.moelora.model.data.Task;
 import dev.moelora.model.moelora.MoeLora;
 import dev.moelora.model.moelora.MoeLoraAdapters;
 import dev.moelora.model.moelora.RoutingStats;
 import dev.moelora.model.optim.AdamW;
 import dev.moelora.model.optim.Parameter;
-import dev.moelora.model.task.TaskModel;
 import dev.moelora.model.train.Evaluation;
-import dev.moelora.model.train.ExampleSampler;
 import dev.moelora.model.train.MicroBatchGradients;
+import dev.moelora.model.train.OptimizerStep;
 import dev.moelora.model.train.TrainConfig;
 import dev.moelora.model.train.Trainer;
 import dev.moelora.proto.control.Applied;
@@ -68,8 +66,30 @@ public final class RouterActor {
     /** A request from the coordinator. */
     public record Request(RouterRequest request) implements Command {}
 
-    /** What a router trains, built from the run's configuration by whoever knows its format. */
-    public record Workload(String baseModel, TaskModel model, MoeLoraAdapters adapters, List<Task> tasks, ExampleSampler sampler, TrainConfig train) {}
+    /**
+     * What a router trains, built from the run's configuration by whoever knows its format: an
+     * encoder over tasks with their heads, or a decoder over instructions. The router only drives it.
+     */
+    public interface Workload {
+        /** The frozen base model, as the run header names it. */
+        String baseModel();
+
+        MoeLoraAdapters adapters();
+
+        TrainConfig train();
+
+        /** What the router trains besides the gates, after them in the single-process order (task heads; none for a decoder). */
+        List<Parameter> heads();
+
+        /** Examples an epoch has: the coordinator's order numbers them. */
+        int trainingExamples();
+
+        /** One micro-batch: forward, task loss, backward with the gradients scaled by {@code lossScale}; the task loss and tokens. */
+        OptimizerStep.Outcome trainStep(int[] examples, double lossScale);
+
+        /** Evaluation in eval mode: the report (eval.json's array) as JSON; anything bigger (predictions) is written into {@code dir}. */
+        String evaluate(Path dir) throws IOException;
+    }
 
     @FunctionalInterface
     public interface WorkloadFactory {
@@ -151,7 +171,7 @@ public final class RouterActor {
                 for (Parameter p : params) p.zeroGrad();
                 event.setApplied(Applied.newBuilder().setStep(request.getApply().getStep()).setStats(stepStats()));
             }
-            case EVALUATE -> event.setEvaluated(evaluate());
+            case EVALUATE -> event.setEvaluated(evaluate(Path.of(request.getEvaluate().getDirectory())));
             case CHECKPOINT -> event.setCheckpointed(checkpoint(request.getCheckpoint()));
             case RESTORE -> event.setRestored(restore(request.getRestore()));
             default -> throw new IllegalArgumentException("unknown request " + request.getRequestCase());
@@ -179,22 +199,22 @@ public final class RouterActor {
         plane.startRun(init.getRunId(), init.getRouter(), experts, routers);
         Workload built = factory.build(init.getConfig(), (i, moduleInit, config) -> new RemoteExpertBank(plane, position, i, moduleInit.shape().name()));
         List<Parameter> all = new ArrayList<>(built.adapters().parameters());
-        all.addAll(built.model().heads().parameters());
+        all.addAll(built.heads());
         params = List.copyOf(all);
         optimizer = AdamW.withDefaults(params, built.train().weightDecay());
         gradients = new MicroBatchGradients(params, built.train().gradAccum());
         work = built;
         busyNanos = 0;
         lastTraffic = plane.traffic();
-        long heads = work.model().heads().parameters().stream().mapToLong(Parameter::size).sum();
-        RouterReady.Builder ready = RouterReady.newBuilder().setRouter(plane.router()).setTrainingExamples(work.sampler().size())
+        long heads = work.heads().stream().mapToLong(Parameter::size).sum();
+        RouterReady.Builder ready = RouterReady.newBuilder().setRouter(plane.router()).setTrainingExamples(work.trainingExamples())
                 .setAdapterDescription(work.adapters().describe()).setBaseModel(work.baseModel())
                 .setTrainableParameters(work.adapters().trainableParameters() + heads);
         for (MoeLora.ModuleShape s : work.adapters().shapes()) {
             ready.addModules(ModuleShape.newBuilder().setName(s.name()).setDIn(s.dIn()).setDOut(s.dOut()));
         }
         ready.addAllParameterOrder(work.adapters().parameterNames());
-        for (Parameter p : work.model().heads().parameters()) ready.addParameterOrder(p.name());
+        for (Parameter p : work.heads()) ready.addParameterOrder(p.name());
         return ready.build();
     }
 
@@ -225,7 +245,7 @@ public final class RouterActor {
         work.adapters().setTraining(true);
         work.adapters().setAuxiliaryLossScale(1.0 / total);
         work.adapters().reseed(Trainer.microBatchSeed(work.train().seed(), (int) step, micro));
-        TaskModel.Outcome o = work.model().trainStep(work.sampler().items(examples), 1.0 / total);
+        OptimizerStep.Outcome o = work.trainStep(examples, 1.0 / total);
         double aux = work.adapters().takeAuxiliaryLoss();
         gradients.capture(micro);
         MicroBatchDone.Builder done = MicroBatchDone.newBuilder().setRouter(plane.router()).setStep(step).setMicroBatch(micro)
@@ -280,17 +300,16 @@ public final class RouterActor {
         return s.build();
     }
 
-    private Evaluated evaluate() throws JsonProcessingException {
+    private Evaluated evaluate(Path dir) throws IOException {
         requireWork();
         work.adapters().setTraining(false);
         position.step = -1;
         position.micro = 0;
-        List<Evaluation.TaskScore> scores = Evaluation.run(work.model(), work.tasks(), work.train().evalBatchSize());
-        return Evaluated.newBuilder().setReportJson(reportJson(scores)).build();
+        return Evaluated.newBuilder().setReportJson(work.evaluate(dir)).build();
     }
 
     /** The evaluation report: a JSON array with one {task, examples, correct, chance} object per task, in order. */
-    static String reportJson(List<Evaluation.TaskScore> scores) throws JsonProcessingException {
+    public static String reportJson(List<Evaluation.TaskScore> scores) throws JsonProcessingException {
         ArrayNode report = JSON.createArrayNode();
         for (Evaluation.TaskScore s : scores) {
             report.addObject().put("task", s.task()).put("examples", s.examples()).put("correct", s.correct()).put("chance", s.chance());

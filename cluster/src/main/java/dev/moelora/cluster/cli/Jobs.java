@@ -35,14 +35,8 @@ public final class Jobs {
         if (!mode.equals("single-process") && !mode.equals("local") && !mode.equals("cluster")) {
             throw new IllegalArgumentException("runtime.mode must be single-process, local or cluster; got '" + mode + "'");
         }
-        if (config.string("model.name").equals("llama")) {
-            if (!mode.equals("single-process")) {
-                throw new IllegalArgumentException("model.name = llama trains single-process only; runtime.mode = " + mode
-                        + " runs the encoder's trunk in its routers");
-            }
-            return InstructionJob.run(config, out, terminal);
-        }
-        if (mode.equals("single-process")) return EncoderJob.run(config, out, terminal);
+        boolean decoder = config.string("model.name").equals("llama");
+        if (mode.equals("single-process")) return decoder ? InstructionJob.run(config, out, terminal) : EncoderJob.run(config, out, terminal);
         if (!config.string("adapter.type").equals("moelora")) {
             throw new IllegalArgumentException("runtime.mode = " + mode + " runs MoELoRA's experts in expert actors; adapter.type "
                     + config.string("adapter.type") + " has no experts and runs with runtime.mode = single-process");

@@ -2,7 +2,7 @@ package dev.moelora.cluster.runtime;
 
 import dev.moelora.cluster.config.RunConfig;
 import dev.moelora.cluster.job.Preemption;
-import dev.moelora.model.train.ExampleSampler;
+import dev.moelora.model.train.ExampleOrder;
 import dev.moelora.proto.control.ExpertRequest;
 import dev.moelora.proto.control.NodeAnnouncement;
 import dev.moelora.proto.control.RouterRequest;
@@ -63,10 +63,11 @@ public final class ClusterCoordinator {
      * @param preemption when requested (SIGTERM), the run checkpoints at its next step boundary and
      *                   ends; before every node joined there is nothing to save and the run fails
      */
-    public static ExpertParallelRun.Outcome run(RunConfig config, ExampleSampler sampler, ExpertParallelRun.Listener listener,
-                                                ExpertParallelRun.Checkpoints checkpoints, PrintStream out, Preemption preemption) {
+    public static ExpertParallelRun.Outcome run(RunConfig config, ExampleOrder sampler, java.nio.file.Path evaluationDir,
+                                                ExpertParallelRun.Listener listener, ExpertParallelRun.Checkpoints checkpoints, PrintStream out,
+                                                Preemption preemption) {
         CompletableFuture<ExpertParallelRun.Outcome> done = new CompletableFuture<>();
-        Behavior<Event> root = Behaviors.setup(ctx -> new Gathering(ctx, config, sampler, listener, checkpoints, out, done, preemption).behavior());
+        Behavior<Event> root = Behaviors.setup(ctx -> new Gathering(ctx, config, sampler, evaluationDir, listener, checkpoints, out, done, preemption).behavior());
         ActorSystem<Event> system = ActorSystem.create(root, "moelora", ClusterNode.clusterSettings(config, config.integer("cluster.port")));
         try {
             return ExpertParallelJob.outcome(done);
@@ -79,7 +80,7 @@ public final class ClusterCoordinator {
     private static final class Gathering {
         private final ActorContext<Event> ctx;
         private final RunConfig config;
-        private final ExampleSampler sampler;
+        private final ExampleOrder sampler;
         private final ExpertParallelRun.Listener listener;
         private final ExpertParallelRun.Checkpoints checkpoints;
         private final PrintStream out;
@@ -94,11 +95,13 @@ public final class ClusterCoordinator {
         private final Map<String, ActorRef<RunEnded>> controls = new HashMap<>();
         private ActorRef<ExpertParallelRun.Command> run;
         private final Preemption preemption;
+        private final java.nio.file.Path evaluationDir;
 
-        Gathering(ActorContext<Event> ctx, RunConfig config, ExampleSampler sampler, ExpertParallelRun.Listener listener,
+        Gathering(ActorContext<Event> ctx, RunConfig config, ExampleOrder sampler, java.nio.file.Path evaluationDir, ExpertParallelRun.Listener listener,
                   ExpertParallelRun.Checkpoints checkpoints, PrintStream out, CompletableFuture<ExpertParallelRun.Outcome> done,
                   Preemption preemption) {
             this.preemption = preemption;
+            this.evaluationDir = evaluationDir;
             this.ctx = ctx;
             this.config = config;
             this.sampler = sampler;
@@ -175,7 +178,7 @@ public final class ClusterCoordinator {
                     Address a = addresses.get(name);
                     if (a != null) Cluster.get(ctx.getSystem()).manager().tell(new Down(a));
                 };
-                run = ctx.spawn(ExpertParallelRun.create(config, System.nanoTime(), routers, experts, sampler, listener, checkpoints, membership,
+                run = ctx.spawn(ExpertParallelRun.create(config, System.nanoTime(), routers, experts, sampler, evaluationDir, listener, checkpoints, membership,
                         result), "run");
                 for (ExpertParallelRun.Node spare : spares) run.tell(new ExpertParallelRun.NodeJoined(spare));
                 ctx.spawn(ExpertParallelJob.watching(preemption, run), "preemption");

@@ -11,9 +11,7 @@ import dev.moelora.cluster.config.RunConfig;
 import dev.moelora.cluster.job.AdapterJson;
 import dev.moelora.cluster.job.JobResult;
 import dev.moelora.cluster.job.Preemption;
-import dev.moelora.cluster.job.Progress;
 import dev.moelora.cluster.job.RunDirectory;
-import dev.moelora.cluster.observe.JsonlRecorder;
 import dev.moelora.cluster.observe.RecordStream;
 import dev.moelora.cluster.observe.Records;
 import dev.moelora.cluster.observe.RunRecorder;
@@ -21,7 +19,12 @@ import dev.moelora.cluster.setup.RunSetup;
 import dev.moelora.cluster.setup.TaskData;
 import dev.moelora.model.data.Task;
 import dev.moelora.model.train.Evaluation;
+import dev.moelora.model.train.ExampleOrder;
 import dev.moelora.model.train.ExampleSampler;
+import dev.moelora.model.instruct.InstructionTrainer;
+import dev.moelora.cluster.setup.InstructionData;
+import dev.moelora.cluster.job.InstructionEvaluation;
+import com.fasterxml.jackson.databind.JsonNode;
 import dev.moelora.model.train.TrainConfig;
 import dev.moelora.model.train.Trainer;
 import dev.moelora.proto.checkpoint.CheckpointManifest;
@@ -77,8 +80,12 @@ public final class ExpertParallelJob {
         Path runDir = RunDirectory.create(config).toAbsolutePath();
         String mode = config.string("runtime.mode");
         TrainConfig train = RunSetup.trainConfig(config);
-        List<Task> tasks = TaskData.load(config);
-        ExampleSampler sampler = new ExampleSampler(tasks, train.seed());
+        boolean decoder = config.string("model.name").equals("llama");
+        List<Task> tasks = decoder ? List.of() : TaskData.load(config);
+        // the coordinator draws every micro-batch from the same order the single-process job reads
+        ExampleOrder sampler = decoder
+                ? InstructionTrainer.order(InstructionData.load(config).sequences(), train, config.bool("data.instructions.group-by-length"))
+                : new ExampleSampler(tasks, train.seed());
         out.printf(Locale.ROOT, "moelora train (expert-parallel, runtime %s) -> %s%n", mode, runDir);
         out.printf(Locale.ROOT, "  training   : %d steps x %d examples x %d micro-batches over %d router(s), %d expert node(s)%n",
                 train.steps(), train.batchSize(), train.gradAccum(), config.integer("runtime.routers"), config.integer("runtime.expert-nodes"));
@@ -97,8 +104,8 @@ public final class ExpertParallelJob {
             records.rewind(from.map(c -> (int) c.step()).orElse(0)); // the records stop where the run starts again
             Checkpoints checkpoints = new Checkpoints(config, runDir.getFileName().toString(), store, from, log);
             outcome = switch (mode) {
-                case "local" -> local(config, sampler, reporter, checkpoints, preempt);
-                case "cluster" -> ClusterCoordinator.run(config, sampler, reporter, checkpoints, out, preempt);
+                case "local" -> local(config, sampler, runDir, reporter, checkpoints, preempt);
+                case "cluster" -> ClusterCoordinator.run(config, sampler, runDir, reporter, checkpoints, out, preempt);
                 default -> throw new IllegalArgumentException("runtime.mode must be local or cluster for the expert-parallel job; got '"
                         + mode + "'");
             };
@@ -111,12 +118,14 @@ public final class ExpertParallelJob {
         }
         CheckpointStore.Loaded last = CheckpointStore.open(outcome.finalCheckpoint());
         Path adapter = FinalAdapter.write(last, runDir.resolve("adapter"),
-                AdapterJson.of(config, outcome.adapterDescription(), outcome.baseModel(), null, tasks));
+                AdapterJson.of(config, outcome.adapterDescription(), outcome.baseModel(), decoder ? "CAUSAL_LM" : null, tasks));
         out.println("  adapter    : " + adapter + " (from " + last.dir() + ")");
-        List<Evaluation.TaskScore> scores = RunDirectory.scores(JSON.readTree(outcome.evaluationJson()));
-        String table = Evaluation.table(scores);
+        JsonNode report = JSON.readTree(outcome.evaluationJson());
+        List<Evaluation.TaskScore> scores = RunDirectory.scores(report);
+        String table = decoder ? InstructionEvaluation.table(scores) : Evaluation.table(scores);
         out.print(table);
-        RunDirectory.writeEvaluation(runDir, table, RunDirectory.scoresJson(scores));
+        // a decoder's report is the single-process job's eval.json (answer kinds, prompts too long); router 0 wrote predictions.jsonl
+        RunDirectory.writeEvaluation(runDir, table, decoder ? report : RunDirectory.scoresJson(scores));
         return result(runDir, outcome, scores, reporter, mode, config, t0);
     }
 
@@ -237,7 +246,7 @@ public final class ExpertParallelJob {
     }
 
     /** Routers and expert nodes as actors of this JVM, one embedded media driver, IPC channels. */
-    static ExpertParallelRun.Outcome local(RunConfig config, ExampleSampler sampler, ExpertParallelRun.Listener listener,
+    static ExpertParallelRun.Outcome local(RunConfig config, ExampleOrder sampler, Path evaluationDir, ExpertParallelRun.Listener listener,
                                            ExpertParallelRun.Checkpoints checkpoints, Preemption preemption) throws IOException {
         ChannelSettings channels = new ChannelSettings((int) config.bytes("runtime.term-length"), config.integer("runtime.mtu"));
         CompletableFuture<ExpertParallelRun.Outcome> result = new CompletableFuture<>();
@@ -257,7 +266,7 @@ public final class ExpertParallelJob {
                     routers.add(started.handle());
                 }
                 long runId = System.nanoTime();
-                ActorRef<ExpertParallelRun.Command> run = ctx.spawn(ExpertParallelRun.create(config, runId, routers, experts, sampler, listener,
+                ActorRef<ExpertParallelRun.Command> run = ctx.spawn(ExpertParallelRun.create(config, runId, routers, experts, sampler, evaluationDir, listener,
                         checkpoints, node -> {}, result), "run");
                 ctx.spawn(watching(preemption, run), "preemption");
                 return Behaviors.empty();

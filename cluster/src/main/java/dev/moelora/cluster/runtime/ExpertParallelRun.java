@@ -4,7 +4,7 @@ import dev.moelora.cluster.config.RunConfig;
 import dev.moelora.cluster.setup.RunSetup;
 import dev.moelora.model.optim.AdamW;
 import dev.moelora.model.optim.LrSchedule;
-import dev.moelora.model.train.ExampleSampler;
+import dev.moelora.model.train.ExampleOrder;
 import dev.moelora.model.train.TrainConfig;
 import dev.moelora.model.train.Trainer;
 import dev.moelora.proto.control.Abandon;
@@ -149,7 +149,8 @@ public final class ExpertParallelRun {
     private final Duration timeout, replacementWait;
     private final int maxRestarts;
     private final TrainConfig train;
-    private final ExampleSampler sampler;
+    private final ExampleOrder sampler;
+    private final Path evaluationDir;
     private final LrSchedule schedule;
 
     private final List<RouterNode> routers;
@@ -171,8 +172,9 @@ public final class ExpertParallelRun {
     private final List<Trainer.StepMetrics> steps = new ArrayList<>();
 
     private ExpertParallelRun(ActorContext<Command> ctx, TimerScheduler<Command> timers, RunConfig config, long runId,
-                              List<RouterNode> routers, List<ExpertNode> experts, ExampleSampler sampler, Listener listener,
+                              List<RouterNode> routers, List<ExpertNode> experts, ExampleOrder sampler, Path evaluationDir, Listener listener,
                               Checkpoints checkpoints, Membership membership, CompletableFuture<Outcome> result) {
+        this.evaluationDir = evaluationDir;
         this.ctx = ctx;
         this.timers = timers;
         this.config = config;
@@ -194,14 +196,15 @@ public final class ExpertParallelRun {
     /**
      * @param runId   the run's id on the wire; each (re)initialisation uses the next one, so frames of
      *                an abandoned attempt are dropped as an unknown run
-     * @param sampler the run's training examples, as the routers pool them
+     * @param sampler       the order of the run's training examples, numbered as the routers number them
+     * @param evaluationDir where router 0 writes what its evaluation does not answer with (a decoder's predictions)
      */
     public static Behavior<Command> create(RunConfig config, long runId, List<RouterNode> routers, List<ExpertNode> experts,
-                                           ExampleSampler sampler, Listener listener, Checkpoints checkpoints, Membership membership,
-                                           CompletableFuture<Outcome> result) {
+                                           ExampleOrder sampler, Path evaluationDir, Listener listener, Checkpoints checkpoints,
+                                           Membership membership, CompletableFuture<Outcome> result) {
         return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
-                new ExpertParallelRun(ctx, timers, config, runId, routers, experts, sampler, listener, checkpoints, membership, result)
-                        .begin()));
+                new ExpertParallelRun(ctx, timers, config, runId, routers, experts, sampler, evaluationDir, listener, checkpoints, membership,
+                        result).begin()));
     }
 
     private Behavior<Command> begin() {
@@ -464,7 +467,7 @@ public final class ExpertParallelRun {
 
     private Behavior<Command> evaluating() {
         RouterNode first = routers.get(0);
-        return awaiting(gather("evaluate", List.of(router(first, 1, b -> b.setEvaluate(Evaluate.newBuilder())))), answers -> {
+        return awaiting(gather("evaluate", List.of(router(first, 1, b -> b.setEvaluate(Evaluate.newBuilder().setDirectory(evaluationDir.toString()))))), answers -> {
             CoordinatorEvent e = answers.get(0);
             if (!e.hasEvaluated()) throw new IllegalStateException("evaluate: unexpected answer from " + e.getFrom());
             return complete(e.getEvaluated().getReportJson(), false);

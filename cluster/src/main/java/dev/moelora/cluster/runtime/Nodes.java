@@ -5,8 +5,6 @@ import dev.moelora.cluster.config.RunConfig;
 import dev.moelora.cluster.setup.RunSetup;
 import dev.moelora.experts.ExpertDataPlane;
 import dev.moelora.experts.ExpertNode;
-import dev.moelora.model.moelora.MoeLoraAdapters;
-import dev.moelora.model.train.ExampleSampler;
 import dev.moelora.model.train.TrainConfig;
 import dev.moelora.proto.control.DataEndpoint;
 import dev.moelora.proto.control.ExpertRequest;
@@ -14,8 +12,6 @@ import dev.moelora.proto.control.RouterRequest;
 import dev.moelora.router.RouterActor;
 import dev.moelora.router.RouterDataPlane;
 import dev.moelora.proto.frame.DataPlane;
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.util.List;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.DispatcherSelector;
@@ -33,23 +29,6 @@ public final class Nodes {
     /** A started node: its handle for the coordinator and what must be closed with it. */
     public record Started<H>(H handle, AutoCloseable dataPlane) {}
 
-    /** How a router builds its model from the configuration text the coordinator sends. */
-    public static RouterActor.WorkloadFactory workloads() {
-        return (text, banks) -> {
-            RunConfig config = RunConfig.parse(text);
-            try {
-                RunSetup s = RunSetup.build(config, banks);
-                if (!(s.adapters() instanceof MoeLoraAdapters moe)) {
-                    throw new IllegalArgumentException("the expert-parallel runtime runs MoELoRA; adapter.type is " + config.string("adapter.type"));
-                }
-                TrainConfig train = s.train();
-                return new RouterActor.Workload(s.base().description(), s.model(), moe, s.tasks(), new ExampleSampler(s.tasks(), train.seed()), train);
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        };
-    }
-
     /** What an expert node reads from the configuration text. */
     public static ExpertNode.Settings expertSettings(String text) {
         RunConfig config = RunConfig.parse(text);
@@ -64,7 +43,7 @@ public final class Nodes {
     public static Started<ExpertParallelRun.RouterNode> router(ActorContext<?> ctx, DataPlane media, String name, String nodeName, String channel,
                                                              int stream, RunConfig config) {
         RouterDataPlane plane = new RouterDataPlane(media, channel, stream, config.duration("runtime.frame-timeout"));
-        ActorRef<RouterActor.Command> router = ctx.spawn(RouterActor.create(nodeName, plane, workloads()), name,
+        ActorRef<RouterActor.Command> router = ctx.spawn(RouterActor.create(nodeName, plane, RouterWorkloads.factory()), name,
                 DispatcherSelector.fromConfig("moelora.router-dispatcher"));
         ActorRef<RouterRequest> requests = ctx.spawn(RouterActor.requests(router, plane), name + "-requests");
         return new Started<>(new ExpertParallelRun.RouterNode(nodeName, requests, endpoint(channel, stream)), plane);

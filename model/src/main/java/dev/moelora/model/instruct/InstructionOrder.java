@@ -11,7 +11,7 @@ import java.util.SplittableRandom;
  * padding; the epoch still visits every example once. This is how "packing" is done here: no
  * row ever holds two examples. The cursor (epoch, position) is all a resumed run needs.
  */
-public final class InstructionOrder {
+public final class InstructionOrder implements dev.moelora.model.train.ExampleOrder {
     /** Micro-batches per sorted window, as Hugging Face's mega-batch multiplier. */
     static final int WINDOW_BATCHES = 50;
 
@@ -52,8 +52,8 @@ public final class InstructionOrder {
         for (int i = 0; i < n; i++) order[i] = o[i];
     }
 
-    /** The next {@code batchSize} example indices, continuing into the next epoch when this one ends. */
-    public int[] next(int batchSize) {
+    @Override
+    public int[] nextIndices(int batchSize) {
         int[] batch = new int[batchSize];
         for (int i = 0; i < batchSize; i++) {
             if (position == order.length) shuffle(epoch + 1);
@@ -62,10 +62,11 @@ public final class InstructionOrder {
         return batch;
     }
 
-    public int epoch() { return epoch; }
-    public int position() { return position; }
+    @Override public int size() { return lengths.length; }
+    @Override public int epoch() { return epoch; }
+    @Override public int position() { return position; }
 
-    /** Moves to a cursor saved by an earlier run. */
+    @Override
     public void seek(int epoch, int position) {
         if (epoch < 0 || position < 0 || position > lengths.length) {
             throw new IllegalArgumentException("data cursor (epoch " + epoch + ", position " + position + ") is outside the "

@@ -2,16 +2,12 @@ package dev.moelora.model.instruct;
 
 import dev.moelora.model.adapter.Adapters;
 import dev.moelora.model.llama.LlamaDecoder;
-import dev.moelora.model.llama.NextTokenLoss;
-import dev.moelora.model.nn.Slab;
 import dev.moelora.model.optim.AdamW;
 import dev.moelora.model.optim.Parameter;
 import dev.moelora.model.train.OptimizerStep;
 import dev.moelora.model.train.TrainConfig;
 import dev.moelora.model.train.Trainer;
-import java.util.ArrayList;
 import java.util.List;
-import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
  * The instruction-tuning loop of a decoder: micro-batches of tokenized instructions, next-token
@@ -25,14 +21,11 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * for batch-size x the longest sequence.
  */
 public final class InstructionTrainer {
-    private final LlamaDecoder decoder;
     private final Adapters adapters;
-    private final List<TokenizedInstruction> examples;
     private final TrainConfig config;
-    private final int padId;
     private final OptimizerStep optimizerStep;
     private final InstructionOrder order;
-    private Slab rowScale;                           // (B*T, 1) NextTokenLoss scratch, grown only for longer evaluation batches
+    private final InstructionStep micro;
     private int step;
 
     /**
@@ -42,19 +35,17 @@ public final class InstructionTrainer {
     public InstructionTrainer(LlamaDecoder decoder, Adapters adapters, List<TokenizedInstruction> examples, TrainConfig config,
                               boolean groupByLength, int padId) {
         if (adapters.parameters().isEmpty()) throw new IllegalArgumentException("instruction tuning needs an adapter with trainable parameters");
-        this.decoder = decoder;
         this.adapters = adapters;
-        this.examples = List.copyOf(examples);
         this.config = config;
-        this.padId = padId;
         this.optimizerStep = new OptimizerStep(adapters, adapters.parameters(), config);
-        int[] lengths = this.examples.stream().mapToInt(TokenizedInstruction::length).toArray();
-        this.order = new InstructionOrder(lengths, config.seed(), groupByLength, config.batchSize());
-        int maxT = 0;
-        for (int l : lengths) maxT = Math.max(maxT, l);
-        int maxB = Math.max(config.batchSize(), config.evalBatchSize());
-        decoder.reserve(maxB, maxT);
-        this.rowScale = new Slab("rowScale", decoder.dataType(), (long) maxB * maxT);
+        this.order = order(examples, config, groupByLength);
+        this.micro = new InstructionStep(decoder, adapters, examples, padId, config.gradAccum(), Math.max(config.batchSize(), config.evalBatchSize()));
+    }
+
+    /** The order a run with these settings reads its sequences in (a coordinator draws the same micro-batches from it). */
+    public static InstructionOrder order(List<TokenizedInstruction> examples, TrainConfig config, boolean groupByLength) {
+        return new InstructionOrder(examples.stream().mapToInt(TokenizedInstruction::length).toArray(), config.seed(), groupByLength,
+                config.batchSize());
     }
 
     public AdamW optimizer() { return optimizerStep.optimizer(); }
@@ -73,33 +64,9 @@ public final class InstructionTrainer {
     public void run(int until, Trainer.Listener listener) {
         adapters.setTraining(true);
         for (; step < Math.min(until, config.steps()); step++) {
-            listener.onStep(optimizerStep.run(step, m -> {
-                InstructionBatch batch = InstructionBatch.of(pick(order.next(config.batchSize())), padId);
-                return new OptimizerStep.Outcome(forwardLoss(batch, true), batch.tokens());
-            }));
+            listener.onStep(optimizerStep.run(step, m -> micro.run(order.nextIndices(config.batchSize()))));
         }
         adapters.setTraining(false);
         adapters.setRowMask(null); // generation runs other row counts
-    }
-
-    /** Forward, loss and, when training, backward with the loss scaled by 1 / gradient accumulation. */
-    private double forwardLoss(InstructionBatch batch, boolean backward) {
-        var b = batch.batch();
-        adapters.setRowMask(b.mask());
-        INDArray logits = decoder.forward(b);
-        if (rowScale.capacity() < b.rows()) rowScale = new Slab("rowScale", decoder.dataType(), b.rows());
-        double loss = NextTokenLoss.forwardBackward(logits, b, batch.lossMask(), logits, rowScale.view(b.rows(), 1));
-        if (backward) {
-            if (config.gradAccum() > 1) logits.muli(1.0 / config.gradAccum());
-            decoder.backward(logits);
-        }
-        return loss;
-    }
-
-    /** Targets NextTokenLoss counts: response tokens after the first position of their row. */
-    private List<TokenizedInstruction> pick(int[] indices) {
-        List<TokenizedInstruction> out = new ArrayList<>(indices.length);
-        for (int i : indices) out.add(examples.get(i));
-        return out;
     }
 }

@@ -12,7 +12,7 @@ import java.util.SplittableRandom;
  * with a seeded generator, read in batches. Its cursor (epoch, position) is all a resumed run
  * needs to continue with the same batches.
  */
-public final class ExampleSampler {
+public final class ExampleSampler implements ExampleOrder {
     private final List<Item> items = new ArrayList<>();
     private final long seed;
     private int[] order;
@@ -48,6 +48,7 @@ public final class ExampleSampler {
      * The next batch as indices into the pooled examples (task order, then each task's train order):
      * how a coordinator names a micro-batch to a router that loaded the same tasks.
      */
+    @Override
     public int[] nextIndices(int batchSize) {
         int[] batch = new int[batchSize];
         for (int i = 0; i < batchSize; i++) {
@@ -69,11 +70,11 @@ public final class ExampleSampler {
         return batch;
     }
 
-    public int size() { return items.size(); }
-    public int epoch() { return epoch; }
-    public int position() { return position; }
+    @Override public int size() { return items.size(); }
+    @Override public int epoch() { return epoch; }
+    @Override public int position() { return position; }
 
-    /** Moves to a cursor saved by an earlier run. */
+    @Override
     public void seek(int epoch, int position) {
         if (position < 0 || position > items.size()) {
             throw new IllegalArgumentException("data cursor position " + position + " is outside the " + items.size() + " training examples");

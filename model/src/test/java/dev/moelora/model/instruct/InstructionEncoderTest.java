@@ -95,18 +95,18 @@ class InstructionEncoderTest {
         Set<Integer> seen = new HashSet<>();
         int previous = Integer.MAX_VALUE;
         for (int i = 0; i < n; i++) {
-            int e = grouped.next(1)[0];
+            int e = grouped.nextIndices(1)[0];
             assertTrue(seen.add(e), "example " + e + " twice in one epoch");
             if (i % window != 0) assertTrue(lengths[e] <= previous, "window not sorted at " + i);
             previous = lengths[e];
         }
         assertEquals(0, grouped.epoch());
-        grouped.next(1);
+        grouped.nextIndices(1);
         assertEquals(1, grouped.epoch());
         InstructionOrder resumed = new InstructionOrder(lengths, 7, true, batch);
         resumed.seek(1, 1);
         InstructionOrder straight = new InstructionOrder(lengths, 7, true, batch);
-        straight.next(n + 1);
-        assertArrayEquals(straight.next(5), resumed.next(5), "a cursor resumes the same order");
+        straight.nextIndices(n + 1);
+        assertArrayEquals(straight.nextIndices(5), resumed.nextIndices(5), "a cursor resumes the same order");
     }
 }
