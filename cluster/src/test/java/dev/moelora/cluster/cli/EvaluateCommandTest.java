@@ -2,6 +2,7 @@ package dev.moelora.cluster.cli;
 
 import static dev.moelora.cluster.cli.DecoderCommandsTest.moelora;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -17,6 +18,8 @@ import java.util.Map;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * evaluate on the tiny golden checkpoint under its committed LoRA adapter, over small test files in
@@ -102,6 +105,45 @@ class EvaluateCommandTest {
         assertTrue(one.out().contains("| boolq | 5 |"), one.out());
         assertTrue(one.out().contains("| **average** | 13 |"), one.out());
         assertEquals(Files.readString(dir.resolve("one/eval.md")), Files.readString(dir.resolve("three/eval.md")));
+    }
+
+    /**
+     * train scores its test sets with the adapter in memory; evaluate --adapter on the directory it
+     * saved must give the same completions, for every family (tl4's frozen random A is
+     * rebuilt from the seed the file records).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"lora", "tied-lora", "moelora"})
+    void evaluateOfTheSavedAdapterRepeatsTheTrainingRunsEvaluation(String family) throws Exception {
+        StringBuilder sb = new StringBuilder("[");
+        for (int i = 0; i < 12; i++) {
+            if (i > 0) sb.append(",\n");
+            sb.append(String.format("{\"instruction\": \"What is %d + %d?\", \"input\": \"\", \"output\": \"%d\"}", i % 7, i % 5, i % 7 + i % 5));
+        }
+        Path train = dir.resolve("train.json");
+        Files.writeString(train, sb.append("]").toString());
+        DecoderCommandsTest.Run t = moelora("train", "--set", "model.name=llama", "--set", "model.path=" + model, "--set", "data.source=instructions",
+                "--set", "data.instructions.file=" + train, "--set", "data.instructions.max-length=48", "--set", "data.instructions.eval-root=" + data,
+                "--set", "data.instructions.eval-tasks=[AddSub]", "--set", "data.instructions.max-new-tokens=6",
+                "--set", "adapter.type=" + family, "--set", "adapter.preset=tl4", "--set", "adapter.experts=4", "--set", "adapter.expert-rank=2",
+                "--set", "adapter.targets=[q_proj,v_proj,down_proj]", "--set", "train.steps=3", "--set", "train.batch-size=4", "--set", "train.lr=0.05",
+                "--set", "train.warmup-steps=0", "--set", "checkpoint.every=0", "--set", "dashboard.port=0",
+                "--set", "run.dir=" + dir.resolve("runs"), "--set", "run.name=" + family);
+        assertEquals(0, t.exit(), t.err() + t.out());
+        Path run = dir.resolve("runs").resolve(family);
+        DecoderCommandsTest.Run e = moelora("evaluate", "--model", model.toString(), "--adapter", run.resolve("adapter").toString(), "--tasks", "AddSub",
+                "--data", data.toString(), "--max-new-tokens", "6", "--batch", "3", "--out", dir.resolve("again").toString());
+        assertEquals(0, e.exit(), e.err() + e.out());
+        List<String> during = Files.readAllLines(run.resolve("predictions.jsonl")), after = Files.readAllLines(dir.resolve("again/predictions.jsonl"));
+        assertEquals(during.size(), after.size());
+        for (int i = 0; i < during.size(); i++) {
+            assertEquals(JSON.readTree(during.get(i)).get("completion"), JSON.readTree(after.get(i)).get("completion"), family + ", record " + i);
+        }
+        assertTrue(e.out().contains(family.equals("tied-lora") ? "Tied-LoRA tl4" : family.equals("lora") ? "LoRA r=8" : "MoELoRA E=4"), e.out());
+        DecoderCommandsTest.Run bare = moelora("evaluate", "--model", model.toString(), "--tasks", "AddSub", "--data", data.toString(),
+                "--max-new-tokens", "6", "--out", dir.resolve("bare").toString());
+        assertEquals(0, bare.exit(), bare.err());
+        assertNotEquals(Files.readAllLines(dir.resolve("bare/predictions.jsonl")), after, family + ": the trained adapter changes some completion");
     }
 
     @Test
