@@ -179,6 +179,7 @@ public final class LlamaDecoder implements AdaptableModel {
             CausalAttention.bias(a.causal, mask, B, T, a.keyBias.view(B, T), bias);
         } else if (positions != null) {
             bias = cache.stepBias(positions, Tk);
+            a.rope.gather(positions, cache.cosRows.view(B, D), cache.sinRows.view(B, D));
         }
         INDArray q = a.q.view(N, H * D), k = a.k.view(N, KV * D), v = a.v.view(N, KV * D), ctxh = a.ctxh.view(B, H, T, D);
         for (int l = 0; l < config.layers(); l++) {
@@ -192,8 +193,8 @@ public final class LlamaDecoder implements AdaptableModel {
                 a.rope.forward(q, B, T, 0, a.ropeScratch.view(N, H * D));
                 a.rope.forward(k, B, T, 0, a.ropeScratch.view(N, KV * D));
             } else {
-                a.rope.forwardAt(q, positions, a.ropeScratch.view(N, H * D), cache.cosRows.view(B, D), cache.sinRows.view(B, D));
-                a.rope.forwardAt(k, positions, a.ropeScratch.view(N, KV * D), cache.cosRows.view(B, D), cache.sinRows.view(B, D));
+                a.rope.forwardAt(q, cache.cosRows.view(B, D), cache.sinRows.view(B, D), a.ropeScratch.view(N, H * D));
+                a.rope.forwardAt(k, cache.cosRows.view(B, D), cache.sinRows.view(B, D), a.ropeScratch.view(N, KV * D));
             }
             INDArray qh = c.qh.view(B, H, T, D).assign(heads(q, B, T, H)), kh, vh;
             if (cache == null) {

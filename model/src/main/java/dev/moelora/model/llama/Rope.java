@@ -59,23 +59,32 @@ public final class Rope {
     }
 
     /**
-     * Rotates x in place when every row has a position of its own: row i holds one token's heads at
-     * position {@code positions[i]} (batched generation, where each sequence is at its own length).
-     * The same table rows and the same element-wise products as {@link #forward}, so a token gets
-     * bit-identical values whichever way it is rotated.
+     * The table rows of {@code positions}, for {@link #forwardAt}: gathered once per step, used by
+     * every block.
      *
-     * @param x                (N, heads*D), N = positions.length
-     * @param scratch          (N, heads*D)
-     * @param cosRows, sinRows (N, D) scratch: the table rows of the positions
+     * @param cosRows, sinRows (N, D) out, N = positions.length
      */
-    public void forwardAt(INDArray x, int[] positions, INDArray scratch, INDArray cosRows, INDArray sinRows) {
-        int N = positions.length;
+    public void gather(int[] positions, INDArray cosRows, INDArray sinRows) {
         for (int p : positions) {
             if (p < 0 || p >= positions()) throw new IllegalArgumentException("position " + p + " is outside the RoPE tables of " + positions());
         }
         Nd4j.pullRows(cos, cosRows, 1, positions);
         Nd4j.pullRows(sin, sinRows, 1, positions);
-        long heads = x.size(1) / headDim;
+    }
+
+    /**
+     * Rotates x in place when every row has a position of its own: row i holds one token's heads at
+     * the position whose table rows {@link #gather} put in row i of cosRows and sinRows (batched
+     * generation, where each sequence is at its own length). The same table values and the same
+     * element-wise products as {@link #forward}, so a token gets bit-identical values whichever way
+     * it is rotated.
+     *
+     * @param x                (N, heads*D)
+     * @param scratch          (N, heads*D)
+     * @param cosRows, sinRows (N, D) from {@link #gather}
+     */
+    public void forwardAt(INDArray x, INDArray cosRows, INDArray sinRows, INDArray scratch) {
+        long N = x.size(0), heads = x.size(1) / headDim;
         rotate(x.reshape('c', N, heads, headDim), scratch.reshape('c', N, heads, headDim), cosRows, sinRows, 0, 2, 1);
     }
 
