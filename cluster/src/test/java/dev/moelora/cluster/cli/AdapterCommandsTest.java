@@ -9,12 +9,25 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.moelora.cluster.setup.BaseModel;
+import dev.moelora.model.bert.BertEncoder;
+import dev.moelora.model.bert.TokenBatch;
+import dev.moelora.model.lora.Lora;
+import dev.moelora.model.lora.LoraConfig;
+import dev.moelora.model.lora.LoraLinear;
+import dev.moelora.model.nn.Init;
+import dev.moelora.model.optim.Parameter;
 import dev.moelora.model.safetensors.Safetensors;
 import dev.moelora.model.safetensors.SafetensorsFile;
 import dev.moelora.model.train.AdapterStore;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
@@ -24,13 +37,14 @@ import org.junit.jupiter.params.provider.ValueSource;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /**
  * A trained adapter put to use from the command line, on the tiny golden checkpoints: forward
  * with --adapter equals forward of the checkpoint merge wrote (within 1e-5 relative) and the
  * PyTorch logits of the adapter's files (llama_golden.py, within 1e-4); merge keeps the base's
  * files, tensor names, shapes and dtypes, folds W + ΔW rounded once into the stored dtype, and
- * refuses MoELoRA; generate runs under an adapter.
+ * refuses MoELoRA; generate runs under an adapter; forward puts an encoder adapter on MiniLM.
  */
 class AdapterCommandsTest {
     static final Path LLAMA = Path.of("../model/src/test/resources/llama");
@@ -74,9 +88,9 @@ class AdapterCommandsTest {
         String ids;
         try (SafetensorsFile f = Safetensors.open(LLAMA.resolve("gqa-f32/adapter-reference.safetensors"))) {
             INDArray input = f.read("input_ids");
-            ids = Stream.of(input.getRow(0).toIntVector()).flatMapToInt(java.util.Arrays::stream).mapToObj(Integer::toString).collect(Collectors.joining(","));
+            ids = Arrays.stream(input.getRow(0).toIntVector()).mapToObj(Integer::toString).collect(Collectors.joining(","));
             reference = f.read("logits." + adapter).castTo(DataType.DOUBLE).get(
-                    org.nd4j.linalg.indexing.NDArrayIndex.interval(0, input.size(1)), org.nd4j.linalg.indexing.NDArrayIndex.all());
+                    NDArrayIndex.interval(0, input.size(1)), NDArrayIndex.all());
         }
         INDArray withAdapter = forward("forward", "--model", model.toString(), "--adapter", adapterDir.toString(), "--ids", ids);
         DecoderCommandsTest.Run m = moelora("merge", "--model", model.toString(), "--adapter", adapterDir.toString(), "--out", merged.toString());
@@ -123,8 +137,8 @@ class AdapterCommandsTest {
                 }
                 try (SafetensorsFile before = Safetensors.open(model.resolve(f)); SafetensorsFile after = Safetensors.open(merged.resolve(f))) {
                     assertEquals(before.metadata(), after.metadata(), f);
-                    assertEquals(before.tensors().stream().map(t -> t.name() + " " + t.dtype() + " " + java.util.Arrays.toString(t.shape())).toList(),
-                            after.tensors().stream().map(t -> t.name() + " " + t.dtype() + " " + java.util.Arrays.toString(t.shape())).toList(), f);
+                    assertEquals(before.tensors().stream().map(t -> t.name() + " " + t.dtype() + " " + Arrays.toString(t.shape())).toList(),
+                            after.tensors().stream().map(t -> t.name() + " " + t.dtype() + " " + Arrays.toString(t.shape())).toList(), f);
                     for (SafetensorsFile.TensorInfo t : before.tensors()) {
                         float[] w = after.readFloat(t.name()).reshape(-1).toFloatVector();
                         String module = t.name().substring(0, t.name().length() - ".weight".length());
@@ -137,7 +151,7 @@ class AdapterCommandsTest {
                                 .castTo(DataType.DOUBLE).mmul(lora.read(a).castTo(DataType.DOUBLE)).muli(scale)).reshape(-1);
                         float[] rounded = roundedAs(t.dtype(), expected);
                         assertArrayEquals(rounded, w, 0f, t.name() + ": W + s B A rounded once to " + t.dtype());
-                        assertFalse(java.util.Arrays.equals(before.readFloat(t.name()).reshape(-1).toFloatVector(), w), t.name() + " changed");
+                        assertFalse(Arrays.equals(before.readFloat(t.name()).reshape(-1).toFloatVector(), w), t.name() + " changed");
                         folded++;
                     }
                 }
@@ -149,7 +163,7 @@ class AdapterCommandsTest {
     /** Double values rounded to float32, then to F16 or BF16 as the file would store them, read back as floats. */
     private float[] roundedAs(String dtype, INDArray values) throws Exception {
         Path file = dir.resolve("rounded-" + dtype + ".safetensors");
-        Safetensors.write(file, java.util.Map.of("x", values), java.util.Map.of(), java.util.Map.of("x", dtype));
+        Safetensors.write(file, Map.of("x", values), Map.of(), Map.of("x", dtype));
         try (SafetensorsFile f = Safetensors.open(file)) {
             return f.readFloat("x").toFloatVector();
         }
@@ -171,6 +185,33 @@ class AdapterCommandsTest {
         assertTrue(full.err().contains(out + ": is not empty"), full.err());
     }
 
+    /** An encoder adapter (LoRA on MiniLM's query and value, saved with a task head): forward --adapter gives the adapted hidden states. */
+    @Test
+    void forwardPutsAnEncoderAdapterOnMiniLmAndLeavesItsTaskHeadsInTheFile() throws Exception {
+        BertEncoder encoder = BaseModel.miniLm().encoder();
+        List<LoraLinear> modules = Lora.apply(encoder,
+                new LoraConfig(4, 8, 0, List.of("query", "value")), 3);
+        Map<String, INDArray> tensors = new LinkedHashMap<>();
+        SplittableRandom random = new SplittableRandom(5);
+        for (Parameter p : Lora.parameters(modules)) {
+            p.value().assign(Init.normal(random, DataType.FLOAT, 0.2, p.value().shape()));
+            tensors.put(p.name(), p.value());
+        }
+        for (LoraLinear l : modules) l.setTraining(false);
+        tensors.put("head.choice.weight", Nd4j.ones(DataType.FLOAT, 384, 1));
+        ObjectNode config = JSON.createObjectNode().put("peft_type", "LORA").put("r", 4).put("lora_alpha", 8.0);
+        config.putArray("target_modules").add("query").add("value");
+        config.putArray("tasks").addObject().put("name", "category");
+        Path adapter = dir.resolve("encoder-lora");
+        AdapterStore.write(adapter, tensors, config, 0);
+        int[] ids = {101, 7592, 2088, 102};
+        INDArray expected = encoder.forward(new TokenBatch(1, 4, ids, new int[4], new float[] {1, 1, 1, 1})).castTo(DataType.DOUBLE);
+        INDArray bare = forward("forward", "--ids", "101,7592,2088,102");
+        INDArray adapted = forward("forward", "--adapter", adapter.toString(), "--ids", "101,7592,2088,102");
+        assertTrue(relativeError(adapted, expected) < 1e-6, "relative error " + relativeError(adapted, expected));
+        assertTrue(relativeError(bare, expected) > 1e-2, "the adapter changes the hidden states");
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"lora", "tied-lora-tl6", "moelora"})
     void generateRunsUnderEachFamilysAdapter(String adapter) throws Exception {
@@ -178,7 +219,7 @@ class AdapterCommandsTest {
         String[] base = {"generate", "--model", model.toString(), "--prompt", "3+4=", "--max-new-tokens", "8"};
         DecoderCommandsTest.Run plain = moelora(base);
         assertEquals(0, plain.exit(), plain.err());
-        String[] with = java.util.Arrays.copyOf(base, base.length + 2);
+        String[] with = Arrays.copyOf(base, base.length + 2);
         with[base.length] = "--adapter";
         with[base.length + 1] = LLAMA.resolve("gqa-f32").resolve(adapter).toString();
         DecoderCommandsTest.Run adapted = moelora(with);
