@@ -10,13 +10,22 @@ Writes, for each case, model/src/test/resources/llama/<case>/:
     config.json                    Hugging Face LlamaConfig fields
     model.safetensors              the weights, or for a sharded case
       model-00001-of-00002.safetensors, model-00002-of-00002.safetensors, model.safetensors.index.json
-    lora/adapter.safetensors       LoRA A and B (F32, B nonzero) under PEFT key names
+    lora/adapter_model.safetensors LoRA A and B (F32, B nonzero) under PEFT key names
                                    (base_model.model.<module>.lora_A.weight), as AdapterStore reads them
     lora/adapter_config.json       PEFT's r, lora_alpha, target_modules
     reference.safetensors          F64: input_ids, attention_mask, loss_mask (B, T); logits (B*T, V);
                                    loss (); grad.<PEFT key> for every LoRA A and B; adamw_losses (3):
                                    the loss after each of 3 torch.optim.AdamW steps on A and B
                                    (lr 0.01, weight decay 0.01, betas 0.9/0.999, eps 1e-8)
+and, for gqa-f32, adapter directories in moelora's layout and what PyTorch computes with them:
+    tied-lora-tl6/                 Tied-LoRA preset tl6 on all seven projections: A, B tied per module type
+                                   (model.layers.*.<module>.tied_lora_A/_B), u and v per layer, random, not ones
+    moelora/                       MoELoRA, 4 experts of rank 2, top-2, on q_proj, v_proj, down_proj: gates and
+                                   experts (<module>.moe_gate, .moe_A.<e>, .moe_B.<e>), random
+                                   (each: adapter_config.json as moelora writes it, adapter_model.safetensors F32)
+    adapter-reference.safetensors  F64: input_ids, attention_mask (2, 7), the second row right-padded; logits.base and
+                                   logits.<adapter> (B*T, V) for lora, tied-lora-tl6 and moelora, each computed from
+                                   the adapter directory's files alone (saved_adapter_terms), not from the tensors drawn
 Cases: gqa-f32 (4 query heads over 2 key/value heads, untied lm_head, F32), tied-bf16 (tied
 embeddings, 4 key/value heads, BF16, rope_theta 500000, two EOS ids), sharded-f16 (1 key/value head,
 untied, F16, two shards with an index).
@@ -25,12 +34,15 @@ The reference runs in float64 on the stored values (rounded to F32/BF16/F16 firs
 transformers' modeling_llama.py: LlamaRMSNorm, rotate_half RoPE with
 inv_freq = 1 / theta^(arange(0, D, 2) / D), repeat_kv for grouped-query attention, a causal mask
 combined with the key padding mask (finfo.min where hidden), softmax, SiLU-gated MLP. LoRA has PEFT
-semantics: y = x W^T + (alpha / r) (x A^T) B^T. The loss is cross-entropy of logits[:, :-1] against
+semantics: y = x W^T + (alpha / r) (x A^T) B^T; Tied-LoRA y = x W^T + (alpha / r) v * ((u * x A^T) B^T); MoELoRA
+y = x W^T + sum over the top-k experts of g_k (alpha / r_e) (x A_k^T) B_k^T, g the softmax of x W_g^T renormalised over
+the top k. The loss is cross-entropy of logits[:, :-1] against
 input_ids[:, 1:] where loss_mask[:, 1:] is 1 (labels -100 elsewhere), averaged over those targets.
 """
 import json
 import math
 import os
+import re
 import struct
 
 import torch
@@ -109,7 +121,13 @@ def repeat_kv(x, n_rep):  # (B, KV, T, D) -> (B, KV * n_rep, T, D)
     return x if n_rep == 1 else x[:, :, None, :, :].expand(b, kv, n_rep, t, d).reshape(b, kv * n_rep, t, d)
 
 
-def forward(c, w, lora, ids, attention_mask):
+def lora_term(a, b, scale=ALPHA / RANK):
+    """PEFT's LoRA: what the adapter adds to x W^T."""
+    return lambda x: scale * (x @ a.T) @ b.T
+
+
+def forward(c, w, adapters, ids, attention_mask):
+    """adapters: module name -> function of the module's input x giving what its adapter adds to x W^T."""
     B, T = ids.shape
     H, KV = c["num_attention_heads"], c["num_key_value_heads"]
     D = c["hidden_size"] // H
@@ -117,9 +135,8 @@ def forward(c, w, lora, ids, attention_mask):
 
     def linear(x, module):
         y = x @ w[module + ".weight"].T
-        if module in lora:
-            a, b = lora[module]
-            y = y + (ALPHA / RANK) * (x @ a.T) @ b.T
+        if module in adapters:
+            y = y + adapters[module](x)
         return y
 
     inv_freq = 1.0 / (c["rope_theta"] ** (torch.arange(0, D, 2, dtype=torch.int64).to(F64) / D))
@@ -159,7 +176,7 @@ def make_case(name, config, dtype, seed, shards=1):
     out = os.path.join(OUT, name)
     os.makedirs(os.path.join(out, "lora"), exist_ok=True)
     for old in os.listdir(out):
-        if old.endswith(".safetensors") or old.endswith(".json"):
+        if old.endswith(".safetensors") or old in ("config.json", "model.safetensors.index.json"):  # tokenizer.json is not ours
             os.remove(os.path.join(out, old))
     c = dict(config)
     with open(os.path.join(out, "config.json"), "w") as f:
@@ -195,7 +212,7 @@ def make_case(name, config, dtype, seed, shards=1):
             adapter[f"base_model.model.{module}.lora_A.weight"] = a
             adapter[f"base_model.model.{module}.lora_B.weight"] = b
             lora[module] = (a.to(F64).requires_grad_(), b.to(F64).requires_grad_())
-    write_safetensors(os.path.join(out, "lora", "adapter.safetensors"), adapter, {"format": "pt"})
+    write_safetensors(os.path.join(out, "lora", "adapter_model.safetensors"), adapter, {"format": "pt"})
     with open(os.path.join(out, "lora", "adapter_config.json"), "w") as f:
         json.dump({"peft_type": "LORA", "r": RANK, "lora_alpha": ALPHA, "lora_dropout": 0.0,
                    "target_modules": [m.split(".")[1] for m in MODULES]}, f, indent=2)
@@ -206,7 +223,8 @@ def make_case(name, config, dtype, seed, shards=1):
     attention_mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
     ids = ids.masked_fill(attention_mask == 0, 0)  # right padding with id 0
     loss_mask = torch.tensor([[0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 0, 0]])
-    logits = forward(c, w, lora, ids, attention_mask)
+    terms = {module: lora_term(a, b) for module, (a, b) in lora.items()}
+    logits = forward(c, w, terms, ids, attention_mask)
     loss = next_token_loss(logits, ids, loss_mask)
     loss.backward()
     ref = {"input_ids": ids.to(F64), "attention_mask": attention_mask.to(F64), "loss_mask": loss_mask.to(F64),
@@ -220,7 +238,7 @@ def make_case(name, config, dtype, seed, shards=1):
     for _ in range(3):
         adamw.step()
         adamw.zero_grad()
-        step_loss = next_token_loss(forward(c, w, lora, ids, attention_mask), ids, loss_mask)
+        step_loss = next_token_loss(forward(c, w, terms, ids, attention_mask), ids, loss_mask)
         step_loss.backward()
         losses.append(step_loss.item())
     ref["adamw_losses"] = torch.tensor(losses, dtype=F64)
@@ -241,8 +259,143 @@ def config(kv_heads, tied, theta, eps, eos, torch_dtype, **extra):
     return c
 
 
+def read_safetensors(path):
+    """Every tensor of a safetensors file as float64 (F32, F16, BF16 or F64 stored)."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = t["data_offsets"]
+        raw = bytearray(data[begin:end])
+        if t["dtype"] == "BF16":
+            x = (torch.frombuffer(raw, dtype=torch.int16).to(torch.int32) << 16).view(torch.float32)
+        else:
+            x = torch.frombuffer(raw, dtype={"F32": torch.float32, "F16": torch.float16, "F64": F64}[t["dtype"]])
+        out[name] = x.to(F64).reshape(t["shape"])
+    return out
+
+
+def targets_match(module, targets):
+    """PEFT's target_modules: a list of name suffixes (whole components), or one regular expression for the whole name."""
+    if isinstance(targets, str):
+        return re.fullmatch(targets, module) is not None
+    return any(module == t or module.endswith("." + t) for t in targets)
+
+
+def saved_adapter_terms(c, adapter_dir):
+    """The adapter terms of an adapter directory as moelora saves it (adapter_config.json, adapter_model.safetensors),
+    applied from the file alone: LoRA with PEFT's keys, Tied-LoRA (A and B tied per module type, u and v per layer,
+    absent when they are the constant 1), MoELoRA (top-k of softmax(x W_g^T), weights renormalised over the k)."""
+    with open(os.path.join(adapter_dir, "adapter_config.json")) as f:
+        ac = json.load(f)
+    t = read_safetensors(os.path.join(adapter_dir, "adapter_model.safetensors"))
+    kind = ac.get("moelora_type", ac.get("peft_type"))
+    terms = {}
+    for l in range(c["num_hidden_layers"]):
+        for m in MODULES:
+            module = f"model.layers.{l}.{m}"
+            if not targets_match(module, ac["target_modules"]):
+                continue
+            if kind == "LORA":
+                a, b = t[f"base_model.model.{module}.lora_A.weight"], t[f"base_model.model.{module}.lora_B.weight"]
+                terms[module] = lora_term(a, b, ac["lora_alpha"] / ac["r"])
+            elif kind == "TIED_LORA":
+                tied = f"model.layers.*.{m}"
+                a, b = t[tied + ".tied_lora_A"], t[tied + ".tied_lora_B"]
+                u = t.get(module + ".tied_lora_u", torch.ones(a.shape[0], dtype=F64))
+                v = t.get(module + ".tied_lora_v", torch.ones(b.shape[0], dtype=F64))
+                s = ac["alpha"] / ac["r"]
+                terms[module] = (lambda a, b, u, v, s: lambda x: s * v * (((x @ a.T) * u) @ b.T))(a, b, u, v, s)
+            elif kind == "MOELORA":
+                E, K, s = ac["experts"], ac["top_k"], ac["alpha"] / ac["expert_rank"]
+                gate = t[module + ".moe_gate"]
+                experts = [(t[f"{module}.moe_A.{e}"], t[f"{module}.moe_B.{e}"]) for e in range(E)]
+
+                def moe(x, gate=gate, experts=experts, K=K, s=s):
+                    p = torch.softmax(x @ gate.T, dim=-1)
+                    top, index = torch.topk(p, K, dim=-1)
+                    g = top / top.sum(dim=-1, keepdim=True)
+                    y = torch.zeros(x.shape[:-1] + (experts[0][1].shape[0],), dtype=F64)
+                    for e, (a, b) in enumerate(experts):
+                        weight = (g * (index == e)).sum(dim=-1, keepdim=True)
+                        y = y + weight * (s * (x @ a.T) @ b.T)
+                    return y
+                terms[module] = moe
+            else:
+                raise ValueError(f"{adapter_dir}: unknown adapter type {kind}")
+    return terms
+
+
+def make_adapter_cases(name, seed):
+    """Tied-LoRA (tl6) and MoELoRA adapters with random tensors for the checkpoint `name`, in moelora's layout, and
+    the logits of the checkpoint under each adapter directory (LoRA's too) computed from the files alone."""
+    out = os.path.join(OUT, name)
+    with open(os.path.join(out, "config.json")) as f:
+        c = json.load(f)
+    w = read_safetensors(os.path.join(out, "model.safetensors"))
+    gen = torch.Generator().manual_seed(seed)
+    L, all_modules = c["num_hidden_layers"], [m.split(".")[1] for m in MODULES]
+
+    tied = {}
+    for m in MODULES:
+        d_out, d_in = w[f"model.layers.0.{m}.weight"].shape
+        tied[f"model.layers.*.{m}.tied_lora_A"] = (torch.rand(RANK, d_in, generator=gen) * 2 - 1) / math.sqrt(d_in)
+        tied[f"model.layers.*.{m}.tied_lora_B"] = 0.3 * torch.randn(d_out, RANK, generator=gen)
+        for l in range(L):
+            tied[f"model.layers.{l}.{m}.tied_lora_u"] = 1 + 0.5 * torch.randn(RANK, generator=gen)
+            tied[f"model.layers.{l}.{m}.tied_lora_v"] = 1 + 0.5 * torch.randn(d_out, generator=gen)
+    write_adapter(os.path.join(out, "tied-lora-tl6"), tied, {
+        "moelora_type": "TIED_LORA", "base_model_name_or_path": name, "preset": "tl6", "r": RANK, "alpha": float(ALPHA),
+        "dropout": 0.0, "target_modules": all_modules, "share_a_across_qkv": False, "seed": 1,
+        "description": f"Tied-LoRA tl6 r={RANK} alpha={ALPHA} dropout=0 on {7 * L} modules {all_modules} (A tied trained, B tied trained, "
+                       "u trained, v trained)", "task_type": "CAUSAL_LM"})
+
+    E, K, R_E, moe_targets = 4, 2, 2, ["q_proj", "v_proj", "down_proj"]
+    moe = {}
+    for l in range(L):
+        for m in MODULES:
+            module = f"model.layers.{l}.{m}"
+            if not targets_match(module, moe_targets):
+                continue
+            d_out, d_in = w[module + ".weight"].shape
+            moe[module + ".moe_gate"] = torch.randn(E, d_in, generator=gen)
+            for e in range(E):
+                moe[f"{module}.moe_A.{e}"] = (torch.rand(R_E, d_in, generator=gen) * 2 - 1) / math.sqrt(d_in)
+                moe[f"{module}.moe_B.{e}"] = 0.3 * torch.randn(d_out, R_E, generator=gen)
+    write_adapter(os.path.join(out, "moelora"), moe, {
+        "moelora_type": "MOELORA", "base_model_name_or_path": name, "experts": E, "top_k": K, "expert_rank": R_E,
+        "alpha": float(ALPHA), "dropout": 0.0, "target_modules": moe_targets, "balance_weight": 0.01, "contrastive_weight": 0.1,
+        "temperature": 0.1, "max_features_per_expert": 8,
+        "description": f"MoELoRA E={E} top-{K} r_e={R_E} alpha={ALPHA} on {3 * L} modules {moe_targets}", "task_type": "CAUSAL_LM"})
+
+    ids = torch.randint(3, c["vocab_size"], (2, 7), generator=gen)
+    attention_mask = torch.tensor([[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0, 0]])
+    ids = ids.masked_fill(attention_mask == 0, 0)
+    ref = {"input_ids": ids.to(F64), "attention_mask": attention_mask.to(F64),
+           "logits.base": forward(c, w, {}, ids, attention_mask).reshape(-1, c["vocab_size"])}
+    for adapter in ["lora", "tied-lora-tl6", "moelora"]:
+        logits = forward(c, w, saved_adapter_terms(c, os.path.join(out, adapter)), ids, attention_mask)
+        ref["logits." + adapter] = logits.reshape(-1, c["vocab_size"])
+        print(f"{name}/{adapter}: max |logits - base logits| {(ref['logits.' + adapter] - ref['logits.base']).abs().max().item():.4f}")
+    write_safetensors(os.path.join(out, "adapter-reference.safetensors"), ref, {"source": "llama_golden.py"})
+
+
+def write_adapter(adapter_dir, tensors, adapter_config):
+    os.makedirs(adapter_dir, exist_ok=True)
+    write_safetensors(os.path.join(adapter_dir, "adapter_model.safetensors"), {k: v.float() for k, v in tensors.items()},
+                      {"format": "pt", "step": "0"})
+    with open(os.path.join(adapter_dir, "adapter_config.json"), "w") as f:
+        json.dump(adapter_config, f, indent=2)
+        f.write("\n")
+
+
 if __name__ == "__main__":
     total = make_case("gqa-f32", config(2, False, 10000.0, 1e-6, 2, "float32"), torch.float32, 1)
     total += make_case("tied-bf16", config(4, True, 500000.0, 1e-5, [2, 3], "bfloat16", head_dim=8), torch.bfloat16, 2)
     total += make_case("sharded-f16", config(1, False, 10000.0, 1e-5, 2, "float16"), torch.float16, 3, shards=2)
-    print(f"total {total} bytes")
+    make_adapter_cases("gqa-f32", 101)
+    print(f"total {total} bytes of checkpoints")

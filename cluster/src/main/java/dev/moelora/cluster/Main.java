@@ -3,9 +3,11 @@ package dev.moelora.cluster;
 import dev.moelora.cluster.cli.BenchCommand;
 import dev.moelora.cluster.cli.ChaosCommand;
 import dev.moelora.cluster.cli.DashboardCommand;
+import dev.moelora.cluster.cli.EvaluateCommand;
 import dev.moelora.cluster.cli.ExperimentCommand;
 import dev.moelora.cluster.cli.ForwardCommand;
 import dev.moelora.cluster.cli.GenerateCommand;
+import dev.moelora.cluster.cli.MergeCommand;
 import dev.moelora.cluster.cli.NodeCommand;
 import dev.moelora.cluster.cli.ReportCommand;
 import dev.moelora.cluster.cli.TrainCommand;
@@ -15,7 +17,8 @@ import picocli.CommandLine.Command;
 /** The {@code moelora} command line. */
 @Command(name = "moelora", mixinStandardHelpOptions = true, version = "moelora 0.1.0",
         description = "Parameter-efficient fine-tuning of transformers: LoRA, Tied-LoRA and MoELoRA, single-process or expert-parallel.",
-        subcommands = {TrainCommand.class, NodeCommand.class, ExperimentCommand.class, ForwardCommand.class, GenerateCommand.class, BenchCommand.class,
+        subcommands = {TrainCommand.class, NodeCommand.class, ExperimentCommand.class, ForwardCommand.class, GenerateCommand.class, EvaluateCommand.class,
+                MergeCommand.class, BenchCommand.class,
                 DashboardCommand.class, ReportCommand.class, ChaosCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec

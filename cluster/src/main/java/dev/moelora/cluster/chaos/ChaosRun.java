@@ -154,8 +154,8 @@ public final class ChaosRun {
                 if (x.get(key).asDouble() != y.get(key).asDouble()) return "step " + (i + 1) + " " + key + ": " + y.get(key) + " vs " + x.get(key);
             }
         }
-        try (SafetensorsFile x = Safetensors.open(expected.resolve("adapter/adapter.safetensors"));
-             SafetensorsFile y = Safetensors.open(actual.resolve("adapter/adapter.safetensors"))) {
+        try (SafetensorsFile x = Safetensors.open(expected.resolve("adapter/adapter_model.safetensors"));
+             SafetensorsFile y = Safetensors.open(actual.resolve("adapter/adapter_model.safetensors"))) {
             List<String> names = x.tensors().stream().map(SafetensorsFile.TensorInfo::name).sorted().toList();
             List<String> other = y.tensors().stream().map(SafetensorsFile.TensorInfo::name).sorted().toList();
             if (!names.equals(other)) return "the adapters hold other tensors: " + other + " vs " + names;

@@ -11,9 +11,9 @@ import java.util.TreeMap;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
- * A run's deliverable, {@code <run dir>/adapter/}: adapter.safetensors (every trainable tensor of
- * the checkpoint's state files under its single-process name, LoRA under PEFT's keys) and
- * adapter_config.json. Made from a checkpoint, so a single-process run and the expert-parallel
+ * A run's deliverable, {@code <run dir>/adapter/}, in PEFT's layout whatever the family:
+ * adapter_model.safetensors (every trainable tensor of the checkpoint's state files under its
+ * single-process name, LoRA under PEFT's keys) and adapter_config.json. Made from a checkpoint, so a single-process run and the expert-parallel
  * runtime, whose tensors live on several nodes, write the same files from the same state.
  */
 public final class FinalAdapter {

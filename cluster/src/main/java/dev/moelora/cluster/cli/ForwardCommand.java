@@ -2,6 +2,7 @@ package dev.moelora.cluster.cli;
 
 import dev.moelora.cluster.setup.BaseModel;
 import dev.moelora.cluster.setup.DecoderCheckpoint;
+import dev.moelora.cluster.setup.SavedAdapter;
 import dev.moelora.model.bert.TokenBatch;
 import dev.moelora.model.llama.DecoderBatch;
 import dev.moelora.model.llama.LlamaDecoder;
@@ -14,13 +15,15 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * Prints a base model's output for one sequence as JSON, how users check a conversion: an
- * encoder's final hidden states (T, H), or a LLaMA decoder's next-token logits (T, V). Both as
+ * Prints a model's output for one sequence as JSON, how users check a conversion or a saved
+ * adapter: an encoder's final hidden states (T, H), or a LLaMA decoder's next-token logits (T, V),
+ * of the base model alone or with an adapter directory on it. Both as
  * {@code {"shape":[rows,cols],"data":[...]}}, row-major.
  */
 @Command(name = "forward", mixinStandardHelpOptions = true,
-        description = {"Print the base model's output for one sequence as {\"shape\":[T,N],\"data\":[...]} (row-major):",
-                "an encoder's final hidden states (N = hidden size) or a LLaMA checkpoint's logits (N = vocabulary)."})
+        description = {"Print the model's output for one sequence as {\"shape\":[T,N],\"data\":[...]} (row-major):",
+                "an encoder's final hidden states (N = hidden size) or a LLaMA checkpoint's logits (N = vocabulary),",
+                "with --adapter DIR, with that saved adapter on the model (any of moelora's families, or a LoRA PEFT saved)."})
 public final class ForwardCommand implements Callable<Integer> {
     @Option(names = "--model", defaultValue = "minilm",
             description = "'minilm' (embedded), a BERT .onnx file, or a LLaMA checkpoint directory (config.json, safetensors, tokenizer.json) (default: ${DEFAULT-VALUE})")
@@ -31,6 +34,9 @@ public final class ForwardCommand implements Callable<Integer> {
 
     @Option(names = "--heads", defaultValue = "12", description = "attention heads of an .onnx model (default: ${DEFAULT-VALUE})")
     int heads;
+
+    @Option(names = "--adapter", description = "an adapter directory (adapter_config.json, adapter_model.safetensors) to put on the model")
+    Path adapter;
 
     @ArgGroup(multiplicity = "1")
     Input input;
@@ -54,6 +60,7 @@ public final class ForwardCommand implements Callable<Integer> {
 
     private INDArray encoderHidden() throws Exception {
         BaseModel base = BaseModel.fromSpec(model, tokenizer, heads);
+        if (adapter != null) SavedAdapter.load(adapter, base.encoder());
         int[] ids = input.ids != null ? input.ids : base.tokenizer().encode(input.text, base.encoder().config().maxPositions()).ids();
         float[] mask = new float[ids.length];
         Arrays.fill(mask, 1f);
@@ -62,6 +69,7 @@ public final class ForwardCommand implements Callable<Integer> {
 
     private INDArray decoderLogits(Path dir) throws Exception {
         LlamaDecoder decoder = DecoderCheckpoint.decoder(dir);
+        if (adapter != null) SavedAdapter.load(adapter, decoder);
         int[] ids = input.ids != null ? input.ids : DecoderCheckpoint.tokenizer(dir).encode(input.text, true);
         if (ids.length == 0) throw new IllegalArgumentException("--text: the tokenizer gave no tokens");
         float[] mask = new float[ids.length];

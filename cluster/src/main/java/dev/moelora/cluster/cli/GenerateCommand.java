@@ -1,6 +1,7 @@
 package dev.moelora.cluster.cli;
 
 import dev.moelora.cluster.setup.DecoderCheckpoint;
+import dev.moelora.cluster.setup.SavedAdapter;
 import dev.moelora.model.instruct.PromptTemplate;
 import dev.moelora.model.llama.LlamaDecoder;
 import dev.moelora.model.llama.Sampler;
@@ -10,13 +11,17 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** Continues a prompt with a LLaMA checkpoint and prints the completion (the new text only). */
+/** Continues a prompt with a LLaMA checkpoint, with a saved adapter or without, and prints the completion (the new text only). */
 @Command(name = "generate", mixinStandardHelpOptions = true,
-        description = {"Continue a prompt with a LLaMA checkpoint directory (config.json, safetensors, tokenizer.json) and print the completion.",
+        description = {"Continue a prompt with a LLaMA checkpoint directory (config.json, safetensors, tokenizer.json) and print the completion;",
+                "with --adapter DIR, with that saved adapter on the model (any of moelora's families, or a LoRA PEFT saved).",
                 "Greedy at temperature 0 (the default); otherwise sampled with temperature, top-k and top-p from --seed."})
 public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "LLaMA checkpoint directory")
     Path model;
+
+    @Option(names = "--adapter", description = "an adapter directory (adapter_config.json, adapter_model.safetensors) to put on the model")
+    Path adapter;
 
     @Option(names = "--prompt", required = true, description = "the text to continue (BOS is added as the tokenizer's post-processor says)")
     String prompt;
@@ -44,6 +49,7 @@ public final class GenerateCommand implements Callable<Integer> {
         if (!DecoderCheckpoint.isCheckpoint(model)) throw new IllegalArgumentException("--model " + model + ": not a directory with config.json");
         BpeTokenizer tokenizer = DecoderCheckpoint.tokenizer(model);
         LlamaDecoder decoder = DecoderCheckpoint.decoder(model);
+        if (adapter != null) SavedAdapter.load(adapter, decoder);
         String text = instruction ? PromptTemplate.prompt(prompt, "") : prompt;
         int[] ids = tokenizer.encode(text, true);
         if (ids.length == 0) throw new IllegalArgumentException("--prompt: the tokenizer gave no tokens");

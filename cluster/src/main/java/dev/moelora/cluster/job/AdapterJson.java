@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moelora.cluster.config.RunConfig;
 import dev.moelora.model.data.Task;
+import dev.moelora.model.train.AdapterStore;
 import java.util.List;
 import java.util.Locale;
 
@@ -20,7 +21,7 @@ import java.util.Locale;
  */
 public final class AdapterJson {
     /** The field naming a family PEFT does not have. */
-    public static final String MOELORA_TYPE = "moelora_type";
+    public static final String MOELORA_TYPE = AdapterStore.MOELORA_TYPE;
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private AdapterJson() {}

@@ -137,7 +137,7 @@ final class TinyRuns {
 
     /** Both runs' adapters hold the same tensors with the same float bits, in byte-identical files. */
     static void assertSameAdapter(Path expectedRun, Path actualRun) throws IOException {
-        Path a = expectedRun.resolve("adapter/adapter.safetensors"), b = actualRun.resolve("adapter/adapter.safetensors");
+        Path a = expectedRun.resolve("adapter/adapter_model.safetensors"), b = actualRun.resolve("adapter/adapter_model.safetensors");
         try (SafetensorsFile fa = Safetensors.open(a); SafetensorsFile fb = Safetensors.open(b)) {
             assertEquals(fa.tensors().stream().map(SafetensorsFile.TensorInfo::name).toList(),
                     fb.tensors().stream().map(SafetensorsFile.TensorInfo::name).toList(), "tensor names");
@@ -145,7 +145,7 @@ final class TinyRuns {
                 assertArrayEquals(bits(fa.read(t.name())), bits(fb.read(t.name())), "float bits of " + t.name());
             }
         }
-        assertArrayEquals(Files.readAllBytes(a), Files.readAllBytes(b), "adapter.safetensors bytes");
+        assertArrayEquals(Files.readAllBytes(a), Files.readAllBytes(b), "adapter_model.safetensors bytes");
         assertEquals(Files.readString(expectedRun.resolve("adapter/adapter_config.json")),
                 Files.readString(actualRun.resolve("adapter/adapter_config.json")));
     }

@@ -138,7 +138,7 @@ class DecoderCommandsTest {
         List<String> metrics = Files.readAllLines(run.resolve("metrics.jsonl"));
         assertEquals(4, metrics.size());
         for (String line : metrics) assertTrue(Double.isFinite(JSON.readTree(line).get("loss").asDouble()), line);
-        assertTrue(Files.size(run.resolve("adapter/adapter.safetensors")) > 0);
+        assertTrue(Files.size(run.resolve("adapter/adapter_model.safetensors")) > 0);
         JsonNode adapterConfig = JSON.readTree(run.resolve("adapter/adapter_config.json").toFile());
         assertEquals("CAUSAL_LM", adapterConfig.get("task_type").asText());
         assertEquals("step-000004", Files.readString(run.resolve("checkpoints/latest")).trim());

@@ -58,7 +58,7 @@ class ExperimentTest {
         // LoRA r=4 on query and value of 6 layers: 12 modules x 4 x (384 + 384), plus the same heads as the probe
         long heads = json.get(1).get("trainable_parameters").asLong();
         assertEquals(12L * 4 * (384 + 384) + heads, json.get(0).get("trainable_parameters").asLong());
-        assertTrue(Files.isRegularFile(dir.resolve("tiny/lora-r4/adapter/adapter.safetensors")));
+        assertTrue(Files.isRegularFile(dir.resolve("tiny/lora-r4/adapter/adapter_model.safetensors")));
         assertTrue(Files.isRegularFile(dir.resolve("tiny/probe/eval.json")));
     }
 

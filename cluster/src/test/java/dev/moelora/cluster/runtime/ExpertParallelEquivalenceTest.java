@@ -139,8 +139,8 @@ class ExpertParallelEquivalenceTest {
 
     /** The final adapters hold the same tensors under the same names, bit for bit. */
     static void assertSameTensors(Path expectedRun, Path actualRun) throws IOException {
-        Map<String, INDArray> expected = read(List.of(expectedRun.resolve("adapter/adapter.safetensors")));
-        Map<String, INDArray> actual = read(List.of(actualRun.resolve("adapter/adapter.safetensors")));
+        Map<String, INDArray> expected = read(List.of(expectedRun.resolve("adapter/adapter_model.safetensors")));
+        Map<String, INDArray> actual = read(List.of(actualRun.resolve("adapter/adapter_model.safetensors")));
         assertEquals(expected.keySet(), actual.keySet());
         assertTrue(expected.keySet().stream().anyMatch(n -> n.contains(".moe_A.")), "the experts' tensors are in the adapter: " + expected.keySet());
         for (String name : expected.keySet()) {

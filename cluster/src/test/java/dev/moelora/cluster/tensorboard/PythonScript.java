@@ -18,11 +18,11 @@ import java.util.concurrent.TimeUnit;
  * pipe can never stall it). A process that outlives its timeout is killed and fails the test; an
  * interpreter that cannot be started is an IOException naming it, which fails the test too.
  */
-final class PythonScript {
-    static final Path SCRIPTS = Path.of("src/test/python");
+public final class PythonScript {
+    public static final Path SCRIPTS = Path.of("src/test/python");
 
-    record Result(int exit, String stdout, String stderr) {
-        String describe() {
+    public record Result(int exit, String stdout, String stderr) {
+        public String describe() {
             return "exit " + exit + "\nstdout: " + stdout + "\nstderr: " + stderr;
         }
     }
@@ -49,7 +49,7 @@ final class PythonScript {
         return run(command, timeout);
     }
 
-    static Result run(List<String> command, Duration timeout) throws IOException, InterruptedException {
+    public static Result run(List<String> command, Duration timeout) throws IOException, InterruptedException {
         File out = File.createTempFile("python-out", ".txt");
         File err = File.createTempFile("python-err", ".txt");
         try {

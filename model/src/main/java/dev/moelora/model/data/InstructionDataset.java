@@ -89,6 +89,23 @@ public final class InstructionDataset {
         return new MathTestSet(name, letters ? AnswerKind.LETTER : AnswerKind.NUMBER, records);
     }
 
+    /**
+     * A test file scored by an answer word, as LLM-Adapters' commonsense sets are ("true",
+     * "solution2", "answer3", ...): every record's answer must be one of {@code words}, exactly
+     * (their scoring compares the strings).
+     */
+    public static List<Instruction> readWordAnswerTest(Path file, java.util.Collection<String> words) throws IOException {
+        List<Instruction> records = read(file);
+        for (int i = 0; i < records.size(); i++) {
+            String a = records.get(i).answer();
+            if (!words.contains(a)) {
+                throw new DatasetFormatException(file, i, "answer", "expected one of " + words + ", found '" + LlmAdaptersDataset.abbreviate(a) + "'"
+                        + lineHint(file, i));
+            }
+        }
+        return records;
+    }
+
     /** The gold answer of a math record as a number; only for answers {@link #readMathTest} accepted. */
     public static double number(String answer) {
         return Double.parseDouble(answer.trim());

@@ -5,7 +5,6 @@ import dev.moelora.model.data.AnswerKind;
 import dev.moelora.model.data.Instruction;
 import dev.moelora.model.data.InstructionDataset.MathTestSet;
 import dev.moelora.model.llama.LlamaDecoder;
-import dev.moelora.model.llama.Sampler;
 import dev.moelora.model.tokenizer.BpeTokenizer;
 import java.util.ArrayList;
 import java.util.List;
@@ -36,34 +35,43 @@ public final class MathEvaluation {
 
     private MathEvaluation() {}
 
+    /** One record at a time: {@link #run(LlamaDecoder, Adapters, BpeTokenizer, MathTestSet, int, int, Listener)} with batches of 1. */
+    public static Score run(LlamaDecoder decoder, Adapters adapters, BpeTokenizer tokenizer, MathTestSet set, int maxNewTokens,
+                            Listener listener) {
+        return run(decoder, adapters, tokenizer, set, maxNewTokens, 1, listener);
+    }
+
     /**
      * @param maxNewTokens upper bound on each completion's tokens (evaluate.py: 256), also bounded by
      *                     the model's positions
+     * @param batch        records generated together ({@link GreedyCompletions}); the scores do not depend on it
      */
-    public static Score run(LlamaDecoder decoder, Adapters adapters, BpeTokenizer tokenizer, MathTestSet set, int maxNewTokens,
+    public static Score run(LlamaDecoder decoder, Adapters adapters, BpeTokenizer tokenizer, MathTestSet set, int maxNewTokens, int batch,
                             Listener listener) {
-        if (maxNewTokens < 1) throw new IllegalArgumentException("max-new-tokens must be >= 1, got " + maxNewTokens);
+        if (batch < 1) throw new IllegalArgumentException("batch must be >= 1, got " + batch);
         adapters.setTraining(false);
         adapters.setRowMask(null);
-        int positions = decoder.config().maxPositions(), correct = 0, tooLong = 0;
-        List<Prediction> predictions = new ArrayList<>(set.records().size());
-        for (int i = 0; i < set.records().size(); i++) {
-            Instruction r = set.records().get(i);
-            int[] prompt = tokenizer.encode(PromptTemplate.prompt(r), true);
-            int room = Math.min(maxNewTokens, positions - prompt.length);
-            Prediction p;
-            if (room < 1) {
-                tooLong++;
-                p = new Prediction(i, "", "", r.answer(), false, true);
-            } else {
-                String completion = tokenizer.decode(decoder.generate(prompt, room, Sampler.greedy()), true);
-                boolean ok = MathAnswers.correct(set.kind(), completion, r.answer());
-                if (ok) correct++;
-                p = new Prediction(i, completion, MathAnswers.prediction(set.kind(), completion), r.answer(), ok, false);
+        int correct = 0, tooLong = 0, n = set.records().size();
+        List<Prediction> predictions = new ArrayList<>(n);
+        for (int from = 0; from < n; from += batch) {
+            List<Instruction> records = set.records().subList(from, Math.min(n, from + batch));
+            List<GreedyCompletions.Completion> completions = GreedyCompletions.of(decoder, tokenizer, records, maxNewTokens);
+            for (int j = 0; j < records.size(); j++) {
+                Instruction r = records.get(j);
+                GreedyCompletions.Completion c = completions.get(j);
+                Prediction p;
+                if (c.promptTooLong()) {
+                    tooLong++;
+                    p = new Prediction(from + j, "", "", r.answer(), false, true);
+                } else {
+                    boolean ok = MathAnswers.correct(set.kind(), c.text(), r.answer());
+                    if (ok) correct++;
+                    p = new Prediction(from + j, c.text(), MathAnswers.prediction(set.kind(), c.text()), r.answer(), ok, false);
+                }
+                predictions.add(p);
+                listener.onRecord(set.name(), from + j + 1, n, correct);
             }
-            predictions.add(p);
-            listener.onRecord(set.name(), i + 1, set.records().size(), correct);
         }
-        return new Score(set.name(), set.kind(), set.records().size(), correct, tooLong, predictions);
+        return new Score(set.name(), set.kind(), n, correct, tooLong, predictions);
     }
 }

@@ -114,7 +114,7 @@ public final class LlamaCheckpoint {
     }
 
     /** Tensor name to the file that holds it: the header of model.safetensors, or the index's weight_map. */
-    private static Map<String, Path> weightFiles(Path dir) throws IOException {
+    static Map<String, Path> weightFiles(Path dir) throws IOException {
         Path single = dir.resolve(SINGLE_FILE), index = dir.resolve(INDEX);
         if (Files.isRegularFile(single)) {
             Map<String, Path> all = new LinkedHashMap<>();

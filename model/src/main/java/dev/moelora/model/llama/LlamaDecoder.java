@@ -1,6 +1,7 @@
 package dev.moelora.model.llama;
 
 import dev.moelora.model.nn.AdaptableModel;
+import dev.moelora.model.nn.Attention;
 import dev.moelora.model.nn.FrozenLinear;
 import dev.moelora.model.nn.Init;
 import dev.moelora.model.nn.Linear;
@@ -14,6 +15,7 @@ import java.util.SplittableRandom;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.INDArrayIndex;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /**
@@ -26,7 +28,8 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
  *
  * <p>Training activations live in buffers sized once by {@link #reserve} and reused by every
  * step. Generation runs the same blocks against a {@link KvCache}, which holds its own
- * preallocated keys, values and one block's worth of buffers. Weight and module names are
+ * preallocated keys, values and one block's worth of buffers for a batch of sequences, each at
+ * its own length. Weight and module names are
  * Hugging Face's ({@code model.layers.0.self_attn.q_proj}), so PEFT target names match.
  */
 public final class LlamaDecoder implements AdaptableModel {
@@ -145,7 +148,7 @@ public final class LlamaDecoder implements AdaptableModel {
         reserve(batch.batch(), batch.tokens());
         lastB = batch.batch();
         lastT = batch.tokens();
-        return run(acts, batch.batch(), batch.tokens(), batch.ids(), batch.mask(), null);
+        return run(acts, batch.batch(), batch.tokens(), batch.ids(), batch.mask(), null, null);
     }
 
     private void checkIds(int[] ids) {
@@ -158,19 +161,25 @@ public final class LlamaDecoder implements AdaptableModel {
 
     /**
      * The blocks on B sequences of T tokens. Without a cache: a training forward at positions
-     * 0..T-1, every block's activations kept, logits for every row. With one (B = 1): the tokens
-     * continue the cached sequence, their keys and values are appended, one block's buffers are
-     * reused for every block, and the logits are those of the last token only (1, V).
+     * 0..T-1, every block's activations kept, logits for every row. With one, the keys and values
+     * go into the cache and one block's buffers serve every block: without {@code positions} the
+     * tokens are the prompts filling an empty cache (positions 0..T-1, right-padded as {@code mask}
+     * says) and the logits are those after each prompt's last token (B, V); with them, each row
+     * appends one token (T = 1) at its own position {@code positions[b]}, attends to the keys
+     * [0, positions[b]] of its row, and the logits are (B, V).
      */
-    private INDArray run(Activations a, int B, int T, int[] ids, float[] mask, KvCache cache) {
+    private INDArray run(Activations a, int B, int T, int[] ids, float[] mask, KvCache cache, int[] positions) {
         int N = B * T, C = config.hidden(), F = config.intermediate(), H = config.heads(), KV = config.kvHeads(), D = config.headDim();
-        int offset = cache == null ? 0 : cache.length, Tk = offset + T;
+        int Tk = positions == null ? T : Arrays.stream(positions).max().orElseThrow() + 1;
         INDArray x = a.x.view(N, C), sum = a.sum.view(N, C);
         Nd4j.pullRows(embedTokens, x, 1, ids);
         INDArray bias = null;
-        if (offset == 0 && T > 1) {
+        if (positions == null && T > 1) {
             bias = a.bias.view(B, T, T);
             CausalAttention.bias(a.causal, mask, B, T, a.keyBias.view(B, T), bias);
+        } else if (positions != null) {
+            bias = cache.stepBias(positions, Tk);
+            a.rope.gather(positions, cache.cosRows.view(B, D), cache.sinRows.view(B, D));
         }
         INDArray q = a.q.view(N, H * D), k = a.k.view(N, KV * D), v = a.v.view(N, KV * D), ctxh = a.ctxh.view(B, H, T, D);
         for (int l = 0; l < config.layers(); l++) {
@@ -180,17 +189,21 @@ public final class LlamaDecoder implements AdaptableModel {
             linears[l][Q].forward(h1, q);
             linears[l][K].forward(h1, k);
             linears[l][V].forward(h1, v);
-            a.rope.forward(q, B, T, offset, a.ropeScratch.view(N, H * D));
-            a.rope.forward(k, B, T, offset, a.ropeScratch.view(N, KV * D));
+            if (positions == null) {
+                a.rope.forward(q, B, T, 0, a.ropeScratch.view(N, H * D));
+                a.rope.forward(k, B, T, 0, a.ropeScratch.view(N, KV * D));
+            } else {
+                a.rope.forwardAt(q, cache.cosRows.view(B, D), cache.sinRows.view(B, D), a.ropeScratch.view(N, H * D));
+                a.rope.forwardAt(k, cache.cosRows.view(B, D), cache.sinRows.view(B, D), a.ropeScratch.view(N, KV * D));
+            }
             INDArray qh = c.qh.view(B, H, T, D).assign(heads(q, B, T, H)), kh, vh;
             if (cache == null) {
                 kh = c.kh.view(B, KV, T, D).assign(heads(k, B, T, KV));
                 vh = c.vh.view(B, KV, T, D).assign(heads(v, B, T, KV));
             } else {
-                cache.keys(l, offset, Tk).assign(heads(k, B, T, KV));
-                cache.values(l, offset, Tk).assign(heads(v, B, T, KV));
-                kh = cache.keys(l, 0, Tk);
-                vh = cache.values(l, 0, Tk);
+                cache.append(l, heads(k, B, T, KV), heads(v, B, T, KV), positions);
+                kh = cache.keys(l, B, Tk);
+                vh = cache.values(l, B, Tk);
             }
             CausalAttention.forward(qh, kh, vh, bias, c.att.view(B, H, T, Tk), ctxh);
             INDArray ctx = c.ctx.view(N, H * D);
@@ -207,7 +220,13 @@ public final class LlamaDecoder implements AdaptableModel {
         }
         INDArray hf = a.hf.view(N, C);
         rmsNorm.forward(x, finalNorm, hf, a.xhatF.view(N, C), a.rstdF.view(N, 1));
-        if (cache != null) hf = hf.get(NDArrayIndex.interval(T - 1, T), NDArrayIndex.all());
+        if (cache != null && positions == null) {
+            int[] last = new int[B];
+            for (int b = 0; b < B; b++) last[b] = b * T + cache.lengths[b] - 1;
+            INDArray rows = cache.lastHidden.view(B, C);
+            Nd4j.pullRows(hf, rows, 1, last);
+            hf = rows;
+        }
         INDArray logits = a.logits.view(hf.size(0), config.vocabSize());
         Nd4j.gemm(hf, lmHead, logits, false, true, 1.0, 0.0);
         return logits;
@@ -266,36 +285,70 @@ public final class LlamaDecoder implements AdaptableModel {
     }
 
     /**
-     * A cache for generating one sequence of up to maxLength tokens whose prompt is at most
-     * maxPrompt tokens. Allocates the keys and values of every block once.
+     * A cache for generating up to maxBatch sequences together, each of up to maxLength tokens
+     * with a prompt of at most maxPrompt tokens. Allocates the keys and values of every block once.
      */
-    public KvCache newCache(int maxLength, int maxPrompt) {
+    public KvCache newCache(int maxBatch, int maxLength, int maxPrompt) {
+        if (maxBatch < 1) throw new IllegalArgumentException("maxBatch must be >= 1, got " + maxBatch);
         if (maxLength > config.maxPositions()) {
             throw new IllegalArgumentException("a sequence of " + maxLength + " tokens exceeds the model's " + config.maxPositions() + " positions");
         }
         if (maxPrompt < 1 || maxPrompt > maxLength) throw new IllegalArgumentException("maxPrompt must be in [1, " + maxLength + "], got " + maxPrompt);
-        return new KvCache(maxLength, maxPrompt);
+        return new KvCache(maxBatch, maxLength, maxPrompt);
     }
 
     /**
-     * Appends tokens to the cached sequence and returns the logits (1, V) that follow the last of
-     * them (a view, valid until the next call). An empty cache takes the whole prompt at once;
-     * after that, one token per call. A later {@link #backward} is refused: nothing was kept for it.
+     * Fills an empty cache with prompts, row b with {@code prompts.get(b)} (right-padded into one
+     * batch, each at positions 0..length-1), and returns the logits (B, V) that follow each prompt's
+     * last token: a view, valid until the next call. A later {@link #backward} is refused: nothing
+     * was kept for it.
      */
-    public INDArray forwardCached(KvCache cache, int... tokens) {
+    public INDArray prefill(KvCache cache, List<int[]> prompts) {
         if (cache.owner() != this) throw new IllegalArgumentException("the cache belongs to another decoder");
-        if (tokens.length == 0) throw new IllegalArgumentException("no tokens to append");
-        if (cache.length > 0 && tokens.length != 1) throw new IllegalArgumentException("after the prompt, tokens are appended one at a time; got " + tokens.length);
-        if (cache.length == 0 && tokens.length > cache.maxPrompt) {
-            throw new IllegalArgumentException("a prompt of " + tokens.length + " tokens exceeds the cache's " + cache.maxPrompt);
+        if (cache.rows != 0) throw new IllegalArgumentException("prefill needs an empty cache; it holds " + cache.rows + " rows (clear() it)");
+        int B = prompts.size();
+        if (B < 1 || B > cache.maxBatch) throw new IllegalArgumentException(B + " prompts for a cache of " + cache.maxBatch + " rows");
+        int T = 0;
+        for (int[] p : prompts) {
+            if (p.length == 0) throw new IllegalArgumentException("an empty prompt has nothing to continue");
+            if (p.length > cache.maxPrompt) throw new IllegalArgumentException("a prompt of " + p.length + " tokens exceeds the cache's " + cache.maxPrompt);
+            checkIds(p);
+            T = Math.max(T, p.length);
         }
-        if (cache.length + tokens.length > cache.maxLength) {
-            throw new IllegalArgumentException("the cache holds " + cache.maxLength + " tokens; " + cache.length + " + " + tokens.length + " do not fit");
+        int[] ids = new int[B * T];
+        float[] mask = new float[B * T];
+        boolean padded = false;
+        for (int b = 0; b < B; b++) {
+            int[] p = prompts.get(b);
+            System.arraycopy(p, 0, ids, b * T, p.length);
+            Arrays.fill(mask, b * T, b * T + p.length, 1f);
+            padded |= p.length < T;
+            cache.lengths[b] = p.length;
+        }
+        cache.rows = B;
+        lastB = lastT = 0;
+        return run(cache.acts, B, T, ids, padded ? mask : null, cache, null);
+    }
+
+    /**
+     * Appends {@code tokens[b]} to row b of the cache, each at its row's own position, and returns
+     * the logits (B, V) that follow them: a view, valid until the next call.
+     */
+    public INDArray step(KvCache cache, int[] tokens) {
+        if (cache.owner() != this) throw new IllegalArgumentException("the cache belongs to another decoder");
+        if (tokens.length != cache.rows || tokens.length == 0) {
+            throw new IllegalArgumentException(tokens.length + " tokens for a cache of " + cache.rows + " rows in use: one token per row");
+        }
+        int[] positions = Arrays.copyOf(cache.lengths, cache.rows);
+        for (int b = 0; b < positions.length; b++) {
+            if (positions[b] >= cache.maxLength) {
+                throw new IllegalArgumentException("row " + b + " of the cache holds " + cache.maxLength + " tokens; one more does not fit");
+            }
         }
         checkIds(tokens);
         lastB = lastT = 0;
-        INDArray logits = run(cache.acts, 1, tokens.length, tokens, null, cache);
-        cache.length += tokens.length;
+        INDArray logits = run(cache.acts, tokens.length, 1, tokens, null, cache, positions);
+        for (int b = 0; b < positions.length; b++) cache.lengths[b]++;
         return logits;
     }
 
@@ -306,68 +359,186 @@ public final class LlamaDecoder implements AdaptableModel {
      * should be in evaluation mode (no dropout).
      */
     public int[] generate(int[] prompt, int maxNewTokens, Sampler sampler) {
-        if (prompt.length == 0) throw new IllegalArgumentException("an empty prompt has nothing to continue");
-        if (maxNewTokens < 1) throw new IllegalArgumentException("maxNewTokens must be >= 1, got " + maxNewTokens);
-        int maxLength = prompt.length + maxNewTokens;
-        if (generationCache == null || generationCache.maxLength < maxLength || generationCache.maxPrompt < prompt.length) {
-            generationCache = newCache(maxLength, prompt.length);
-        }
-        KvCache cache = generationCache;
-        cache.clear();
-        int[] out = new int[maxNewTokens];
-        int n = 0;
-        INDArray logits = forwardCached(cache, prompt);
-        while (true) {
-            int token = sampler.next(logits.toDoubleVector());
-            out[n++] = token;
-            if (n == maxNewTokens || config.eosTokenIds().contains(token)) return Arrays.copyOf(out, n);
-            logits = forwardCached(cache, token);
-        }
+        return generate(List.of(prompt), new int[] {maxNewTokens}, List.of(sampler)).get(0);
     }
 
     /**
-     * The keys and values of every block for one sequence being generated, with the buffers of
-     * one block to compute them. Positions [0, length) are filled.
+     * Continues several prompts at once, each as {@link #generate(int[], int, Sampler)} would
+     * alone: prompt b gets up to {@code maxNewTokens[b]} tokens drawn by {@code samplers.get(b)}
+     * (each row its own stream, so a row's tokens do not depend on the others) and stops after its
+     * first end-of-sequence token. One prefill of the right-padded prompts, then one step per new
+     * token for every row still going; a finished row leaves the batch (the last row takes its
+     * place in the cache), so it costs nothing after it stops.
+     */
+    public List<int[]> generate(List<int[]> prompts, int[] maxNewTokens, List<Sampler> samplers) {
+        int B = prompts.size();
+        if (B == 0) throw new IllegalArgumentException("no prompts to continue");
+        if (maxNewTokens.length != B || samplers.size() != B) {
+            throw new IllegalArgumentException(B + " prompts need as many token limits and samplers; got " + maxNewTokens.length + " and " + samplers.size());
+        }
+        int maxPrompt = 0, maxLength = 0;
+        for (int b = 0; b < B; b++) {
+            if (prompts.get(b).length == 0) throw new IllegalArgumentException("prompt " + b + " is empty: nothing to continue");
+            if (maxNewTokens[b] < 1) throw new IllegalArgumentException("maxNewTokens must be >= 1, got " + maxNewTokens[b] + " for prompt " + b);
+            maxPrompt = Math.max(maxPrompt, prompts.get(b).length);
+            maxLength = Math.max(maxLength, prompts.get(b).length + maxNewTokens[b]);
+        }
+        if (generationCache == null || generationCache.maxBatch < B || generationCache.maxLength < maxLength || generationCache.maxPrompt < maxPrompt) {
+            generationCache = newCache(B, maxLength, maxPrompt);
+        }
+        KvCache cache = generationCache;
+        cache.clear();
+        int[][] out = new int[B][];
+        for (int b = 0; b < B; b++) out[b] = new int[maxNewTokens[b]];
+        int[] made = new int[B], sequenceOfRow = new int[B], next = new int[B];
+        for (int b = 0; b < B; b++) sequenceOfRow[b] = b;
+        INDArray logits = prefill(cache, prompts);
+        while (true) {
+            for (int row = 0; row < cache.rows; row++) {
+                int s = sequenceOfRow[row];
+                next[row] = out[s][made[s]++] = samplers.get(s).next(logits.getRow(row).toDoubleVector());
+            }
+            // from the last row down, so the row that moves into a finished one was already looked at
+            for (int row = cache.rows - 1; row >= 0; row--) {
+                int s = sequenceOfRow[row];
+                if (made[s] == maxNewTokens[s] || config.eosTokenIds().contains(next[row])) {
+                    int moved = cache.remove(row);
+                    sequenceOfRow[row] = sequenceOfRow[moved];
+                    next[row] = next[moved];
+                }
+            }
+            if (cache.rows == 0) break;
+            logits = step(cache, Arrays.copyOf(next, cache.rows));
+        }
+        List<int[]> result = new java.util.ArrayList<>(B);
+        for (int b = 0; b < B; b++) result.add(Arrays.copyOf(out[b], made[b]));
+        return result;
+    }
+
+    /**
+     * The keys and values of every block for up to maxBatch sequences being generated together,
+     * with the buffers of one block to compute them. Rows [0, rows()) are in use; row b holds
+     * positions [0, length(b)).
      */
     public final class KvCache {
-        private final int maxLength, maxPrompt;
-        private final Slab[] keys, values; // [L] (1, KV, maxLength, D), RoPE applied to the keys
-        private final Activations acts;    // one block, chunks of up to maxPrompt tokens
-        private int length;
+        private final int maxBatch, maxLength, maxPrompt;
+        private final Slab[] keys, values;   // [L] (maxBatch, KV, maxLength, D), RoPE applied to the keys
+        private final Activations acts;      // one block, up to maxBatch x maxPrompt tokens, logits for maxBatch rows
+        private final Slab lastHidden;       // (maxBatch, C) each prompt's last final-norm row
+        private final Slab bias;             // (maxBatch, 1, maxLength) a step's key mask
+        private final Slab cosRows, sinRows; // (maxBatch, D) a step's RoPE table rows
+        private final int[] lengths;         // (maxBatch) tokens held by each row
+        private int rows;
 
-        private KvCache(int maxLength, int maxPrompt) {
+        private KvCache(int maxBatch, int maxLength, int maxPrompt) {
+            this.maxBatch = maxBatch;
             this.maxLength = maxLength;
             this.maxPrompt = maxPrompt;
             int L = config.layers();
-            long size = (long) config.kvHeads() * maxLength * config.headDim();
+            long size = (long) maxBatch * config.kvHeads() * maxLength * config.headDim();
             keys = new Slab[L];
             values = new Slab[L];
             for (int l = 0; l < L; l++) {
                 keys[l] = new Slab("cache.keys" + l, dtype, size);
                 values[l] = new Slab("cache.values" + l, dtype, size);
             }
-            acts = new Activations(1, maxPrompt, maxLength, 1, 1);
+            acts = new Activations(maxBatch, maxPrompt, maxLength, 1, maxBatch);
+            lastHidden = new Slab("cache.lastHidden", dtype, (long) maxBatch * config.hidden());
+            bias = new Slab("cache.bias", dtype, (long) maxBatch * maxLength);
+            cosRows = new Slab("cache.cosRows", dtype, (long) maxBatch * config.headDim());
+            sinRows = new Slab("cache.sinRows", dtype, (long) maxBatch * config.headDim());
+            lengths = new int[maxBatch];
         }
 
-        public int length() { return length; }
+        /** Rows in use. */
+        public int rows() { return rows; }
 
-        /** Forgets the sequence; the buffers stay. */
-        public void clear() { length = 0; }
+        /** Tokens row b holds. */
+        public int length(int b) {
+            if (b < 0 || b >= rows) throw new IndexOutOfBoundsException("row " + b + " of " + rows + " in use");
+            return lengths[b];
+        }
+
+        /** Forgets every sequence; the buffers stay. */
+        public void clear() {
+            rows = 0;
+            Arrays.fill(lengths, 0);
+        }
+
+        /**
+         * Takes row b out of the batch: the last row in use moves into its place (its keys, values
+         * and length), so the rows in use stay [0, rows()). Returns the index the moved row had
+         * (b itself when b was the last).
+         */
+        public int remove(int b) {
+            if (b < 0 || b >= rows) throw new IndexOutOfBoundsException("row " + b + " of " + rows + " in use");
+            int last = rows - 1;
+            if (b != last) {
+                for (int l = 0; l < config.layers(); l++) {
+                    row(keys[l], b, lengths[last]).assign(row(keys[l], last, lengths[last]));
+                    row(values[l], b, lengths[last]).assign(row(values[l], last, lengths[last]));
+                }
+                lengths[b] = lengths[last];
+            }
+            lengths[last] = 0;
+            rows = last;
+            return last;
+        }
 
         private LlamaDecoder owner() { return LlamaDecoder.this; }
 
-        /** (1, KV, to - from, D) view of positions [from, to). */
-        private INDArray keys(int l, int from, int to) {
-            return positions(keys[l], from, to);
+        /**
+         * Writes the keys and values (B, KV, T, D) of block l: without positions, the prompts at
+         * [0, T) of rows [0, B); with them, row b's one token at positions[b].
+         */
+        private void append(int l, INDArray k, INDArray v, int[] positions) {
+            long B = k.size(0), T = k.size(2);
+            if (positions == null) {
+                all(keys[l]).get(NDArrayIndex.interval(0, B), NDArrayIndex.all(), NDArrayIndex.interval(0, T), NDArrayIndex.all()).assign(k);
+                all(values[l]).get(NDArrayIndex.interval(0, B), NDArrayIndex.all(), NDArrayIndex.interval(0, T), NDArrayIndex.all()).assign(v);
+                return;
+            }
+            for (int b = 0; b < B; b++) {
+                INDArrayIndex at = NDArrayIndex.interval(positions[b], positions[b] + 1);
+                all(keys[l]).get(NDArrayIndex.point(b), NDArrayIndex.all(), at, NDArrayIndex.all())
+                        .assign(k.get(NDArrayIndex.point(b), NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.all()));
+                all(values[l]).get(NDArrayIndex.point(b), NDArrayIndex.all(), at, NDArrayIndex.all())
+                        .assign(v.get(NDArrayIndex.point(b), NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.all()));
+            }
         }
 
-        private INDArray values(int l, int from, int to) {
-            return positions(values[l], from, to);
+        /** (B, KV, Tk, D) view of positions [0, Tk) of rows [0, B). */
+        private INDArray keys(int l, int B, int Tk) {
+            return all(keys[l]).get(NDArrayIndex.interval(0, B), NDArrayIndex.all(), NDArrayIndex.interval(0, Tk), NDArrayIndex.all());
         }
 
-        private INDArray positions(Slab s, int from, int to) {
-            return s.view(1, config.kvHeads(), maxLength, config.headDim())
-                    .get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.interval(from, to), NDArrayIndex.all());
+        private INDArray values(int l, int B, int Tk) {
+            return all(values[l]).get(NDArrayIndex.interval(0, B), NDArrayIndex.all(), NDArrayIndex.interval(0, Tk), NDArrayIndex.all());
+        }
+
+        /** (KV, n, D) view of positions [0, n) of row b. */
+        private INDArray row(Slab s, int b, int n) {
+            return all(s).get(NDArrayIndex.point(b), NDArrayIndex.all(), NDArrayIndex.interval(0, n), NDArrayIndex.all());
+        }
+
+        private INDArray all(Slab s) {
+            return s.view(maxBatch, config.kvHeads(), maxLength, config.headDim());
+        }
+
+        /**
+         * (B, 1, Tk): key j hidden from row b's query when j > positions[b], the keys the row has not
+         * written (padding of a shorter prompt, or nothing yet); null when every row sees all Tk keys.
+         */
+        private INDArray stepBias(int[] positions, int Tk) {
+            int B = positions.length;
+            boolean same = Arrays.stream(positions).allMatch(p -> p == Tk - 1);
+            if (same) return null;
+            INDArray b3 = bias.view(B, 1, Tk);
+            for (int b = 0; b < B; b++) {
+                b3.get(NDArrayIndex.point(b), NDArrayIndex.point(0), NDArrayIndex.interval(0, positions[b] + 1)).assign(0.0);
+                if (positions[b] + 1 < Tk) b3.get(NDArrayIndex.point(b), NDArrayIndex.point(0), NDArrayIndex.interval(positions[b] + 1, Tk)).assign(Attention.MASKED);
+            }
+            return b3;
         }
     }
 

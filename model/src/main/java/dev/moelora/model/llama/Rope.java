@@ -4,6 +4,7 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.INDArrayIndex;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /**
@@ -49,34 +50,72 @@ public final class Rope {
      * @param scratch (B*T, heads*D)
      */
     public void forward(INDArray x, int B, int T, int offset, INDArray scratch) {
-        INDArray x4 = x4(x, B, T), s4 = x4(scratch, B, T);
-        scaleAndSwap(x4, s4, T, offset);
-        x4.addi(s4);
+        rotate(x4(x, B, T), x4(scratch, B, T), rows(cos, offset, T), rows(sin, offset, T), 1, 3, 1);
     }
 
     /** dx <- dx rotated by the negative angles: the transpose of forward. */
     public void backward(INDArray dx, int B, int T, int offset, INDArray scratch) {
-        INDArray x4 = x4(dx, B, T), s4 = x4(scratch, B, T);
-        scaleAndSwap(x4, s4, T, offset);
-        x4.subi(s4);
+        rotate(x4(dx, B, T), x4(scratch, B, T), rows(cos, offset, T), rows(sin, offset, T), 1, 3, -1);
     }
 
-    /** x4 <- x4 * cos, s4 <- swap_halves(x4) * sin, both (B, T, heads, D). */
-    private void scaleAndSwap(INDArray x4, INDArray s4, int T, int offset) {
+    /**
+     * The table rows of {@code positions}, for {@link #forwardAt}: gathered once per step, used by
+     * every block.
+     *
+     * @param cosRows, sinRows (N, D) out, N = positions.length
+     */
+    public void gather(int[] positions, INDArray cosRows, INDArray sinRows) {
+        for (int p : positions) {
+            if (p < 0 || p >= positions()) throw new IllegalArgumentException("position " + p + " is outside the RoPE tables of " + positions());
+        }
+        Nd4j.pullRows(cos, cosRows, 1, positions);
+        Nd4j.pullRows(sin, sinRows, 1, positions);
+    }
+
+    /**
+     * Rotates x in place when every row has a position of its own: row i holds one token's heads at
+     * the position whose table rows {@link #gather} put in row i of cosRows and sinRows (batched
+     * generation, where each sequence is at its own length). The same table values and the same
+     * element-wise products as {@link #forward}, so a token gets bit-identical values whichever way
+     * it is rotated.
+     *
+     * @param x                (N, heads*D)
+     * @param scratch          (N, heads*D)
+     * @param cosRows, sinRows (N, D) from {@link #gather}
+     */
+    public void forwardAt(INDArray x, INDArray cosRows, INDArray sinRows, INDArray scratch) {
+        long N = x.size(0), heads = x.size(1) / headDim;
+        rotate(x.reshape('c', N, heads, headDim), scratch.reshape('c', N, heads, headDim), cosRows, sinRows, 0, 2, 1);
+    }
+
+    /**
+     * xk <- xk * cos + sign * swap_halves(xk) * sin, with the table rows broadcast along the
+     * dimensions rowDim (position) and lastDim (D) of xk; sk holds the swapped halves.
+     */
+    private void rotate(INDArray xk, INDArray sk, INDArray cosRows, INDArray sinRows, int rowDim, int lastDim, int sign) {
+        int half = headDim / 2;
+        lastAxis(sk, 0, half).assign(lastAxis(xk, half, headDim));
+        lastAxis(sk, half, headDim).assign(lastAxis(xk, 0, half));
+        Nd4j.exec(new BroadcastMulOp(sk, sinRows, sk, rowDim, lastDim));
+        Nd4j.exec(new BroadcastMulOp(xk, cosRows, xk, rowDim, lastDim));
+        if (sign > 0) xk.addi(sk);
+        else xk.subi(sk);
+    }
+
+    /** The table rows of positions [offset, offset + T), a view. */
+    private INDArray rows(INDArray table, int offset, int T) {
         if (offset + T > positions()) {
             throw new IllegalArgumentException("positions up to " + (offset + T) + " exceed the RoPE tables of " + positions());
         }
-        int half = headDim / 2;
-        INDArray cosRows = cos.get(NDArrayIndex.interval(offset, offset + T), NDArrayIndex.all());
-        INDArray sinRows = sin.get(NDArrayIndex.interval(offset, offset + T), NDArrayIndex.all());
-        lastAxis(s4, 0, half).assign(lastAxis(x4, half, headDim));
-        lastAxis(s4, half, headDim).assign(lastAxis(x4, 0, half));
-        Nd4j.exec(new BroadcastMulOp(s4, sinRows, s4, 1, 3));
-        Nd4j.exec(new BroadcastMulOp(x4, cosRows, x4, 1, 3));
+        return table.get(NDArrayIndex.interval(offset, offset + T), NDArrayIndex.all());
     }
 
+    /** The elements [from, to) of a's last axis, a view. */
     private static INDArray lastAxis(INDArray a, int from, int to) {
-        return a.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.interval(from, to));
+        INDArrayIndex[] index = new INDArrayIndex[a.rank()];
+        for (int d = 0; d < index.length - 1; d++) index[d] = NDArrayIndex.all();
+        index[index.length - 1] = NDArrayIndex.interval(from, to);
+        return a.get(index);
     }
 
     /** (B*T, heads*D) viewed as (B, T, heads, D). */

@@ -1,9 +1,11 @@
 package dev.moelora.model.lora;
 
+import dev.moelora.model.adapter.Foldable;
 import dev.moelora.model.nn.InputDropout;
 import dev.moelora.model.nn.Linear;
 import dev.moelora.model.nn.Slab;
 import dev.moelora.model.optim.Parameter;
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
@@ -13,7 +15,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * U(-1/sqrt(dIn), 1/sqrt(dIn))), B (dOut x r) starts at zero, so step 0 equals the base model.
  * It never touches the base layer's weights.
  */
-public final class LoraLinear implements Linear {
+public final class LoraLinear implements Foldable {
     private final Linear base;
     private final Parameter a; // (R, dIn)
     private final Parameter b; // (dOut, R)
@@ -37,7 +39,7 @@ public final class LoraLinear implements Linear {
     @Override public long dIn() { return base.dIn(); }
     @Override public long dOut() { return base.dOut(); }
 
-    public Linear base() { return base; }
+    @Override public Linear base() { return base; }
     public Parameter a() { return a; }
     public Parameter b() { return b; }
     public double scale() { return scale; }
@@ -71,6 +73,14 @@ public final class LoraLinear implements Linear {
         Nd4j.gemm(h, b.value(), y, false, true, scale, 1.0);
         lastX = xd;
         lastH = h;
+    }
+
+    /** s B A: the forward's adapter term x A^T B^T s is x (s B A)^T. */
+    @Override
+    public INDArray weightDelta() {
+        INDArray delta = Nd4j.create(DataType.DOUBLE, dOut(), dIn());
+        Nd4j.gemm(b.value().castTo(DataType.DOUBLE), a.value().castTo(DataType.DOUBLE), delta, false, false, scale, 0.0);
+        return delta;
     }
 
     @Override

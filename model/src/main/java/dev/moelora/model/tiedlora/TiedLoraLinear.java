@@ -1,9 +1,11 @@
 package dev.moelora.model.tiedlora;
 
+import dev.moelora.model.adapter.Foldable;
 import dev.moelora.model.nn.InputDropout;
 import dev.moelora.model.nn.Linear;
 import dev.moelora.model.nn.Slab;
 import dev.moelora.model.optim.Parameter;
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
@@ -14,7 +16,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * using it. A u or v that is null is the constant 1 and costs nothing. Gradients are computed for
  * trained factors only. It never touches the base layer's weights, nor a frozen factor.
  */
-final class TiedLoraLinear implements Linear {
+final class TiedLoraLinear implements Foldable {
     /** A low-rank factor: its value, and the parameter holding it when trained (null when frozen). */
     record Factor(INDArray value, Parameter trained) {
         static Factor of(Parameter p) { return new Factor(p.value(), p); }
@@ -64,7 +66,7 @@ final class TiedLoraLinear implements Linear {
     @Override public long dIn() { return base.dIn(); }
     @Override public long dOut() { return base.dOut(); }
 
-    Linear base() { return base; }
+    @Override public Linear base() { return base; }
     Factor a() { return a; }
     Factor b() { return b; }
     Parameter u() { return u; }
@@ -121,6 +123,17 @@ final class TiedLoraLinear implements Linear {
         lastX = xd;
         lastH1 = h1;
         lastH2 = h2;
+    }
+
+    /** s diag(v) B diag(u) A: the forward's adapter term s v ⊙ B (u ⊙ A x), as a matrix. */
+    @Override
+    public INDArray weightDelta() {
+        INDArray bv = b.value().castTo(DataType.DOUBLE).dup();                     // (dOut, R), a copy whatever the dtype
+        if (u != null) bv.muliRowVector(u.value().castTo(DataType.DOUBLE).reshape(1, rank()));
+        if (v != null) bv.muliColumnVector(v.value().castTo(DataType.DOUBLE).reshape(dOut(), 1));
+        INDArray delta = Nd4j.create(DataType.DOUBLE, dOut(), dIn());
+        Nd4j.gemm(bv, a.value().castTo(DataType.DOUBLE), delta, false, false, scale, 0.0);
+        return delta;
     }
 
     @Override

@@ -40,16 +40,16 @@ class LlamaGenerationTest {
         float[] mask = new float[sequence.length];
         Arrays.fill(mask, 1f);
         INDArray full = decoder.forward(new DecoderBatch(1, sequence.length, sequence, mask)).dup();
-        LlamaDecoder.KvCache cache = decoder.newCache(sequence.length, PROMPT.length);
-        INDArray cached = decoder.forwardCached(cache, PROMPT);
+        LlamaDecoder.KvCache cache = decoder.newCache(1, sequence.length, PROMPT.length);
+        INDArray cached = decoder.prefill(cache, List.of(PROMPT));
         double worst = cached.sub(full.getRow(PROMPT.length - 1).reshape(1, GQA.vocabSize())).amaxNumber().doubleValue();
         for (int t = PROMPT.length; t < sequence.length; t++) {
-            cached = decoder.forwardCached(cache, sequence[t]);
+            cached = decoder.step(cache, new int[] {sequence[t]});
             worst = Math.max(worst, cached.sub(full.getRow(t).reshape(1, GQA.vocabSize())).amaxNumber().doubleValue());
         }
-        assertEquals(sequence.length, cache.length());
+        assertEquals(sequence.length, cache.length(0));
         assertTrue(worst < 1e-12, "largest difference " + worst);
-        assertThrows(IllegalArgumentException.class, () -> decoder.forwardCached(cache, 3), "the cache is full");
+        assertThrows(IllegalArgumentException.class, () -> decoder.step(cache, new int[] {3}), "the cache is full");
         assertThrows(IllegalStateException.class, () -> decoder.backward(full), "generation keeps nothing for backward");
     }
 

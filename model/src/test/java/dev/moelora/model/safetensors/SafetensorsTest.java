@@ -231,6 +231,71 @@ class SafetensorsTest {
     }
 
     @Test
+    void floatToHalfInvertsEveryHalfAndRoundsMidpointsToEven() {
+        for (int h = 0; h < 0x10000; h++) {
+            float f = SafetensorsFile.halfToFloat((short) h);
+            if (Float.isNaN(f)) {
+                assertTrue(Float.isNaN(SafetensorsFile.halfToFloat(Safetensors.floatToHalf(f))), "NaN stays NaN: " + Integer.toHexString(h));
+                continue;
+            }
+            assertEquals(h, Safetensors.floatToHalf(f) & 0xFFFF, "half " + Integer.toHexString(h) + " = " + f);
+            int next = h + 1;
+            if ((next & 0x7FFF) >= 0x7C00 || (next & 0x7FFF) == 0) continue; // up to infinity, or the sign boundary
+            float up = SafetensorsFile.halfToFloat((short) next), mid = (float) (((double) f + up) / 2);
+            int even = (h & 1) == 0 ? h : next;
+            assertEquals(even, Safetensors.floatToHalf(mid) & 0xFFFF, "midpoint of " + f + " and " + up + " goes to the even one");
+            assertEquals(h, Safetensors.floatToHalf(Math.nextAfter(mid, f)) & 0xFFFF, "just below the midpoint after " + f);
+            assertEquals(next, Safetensors.floatToHalf(Math.nextAfter(mid, up)) & 0xFFFF, "just above the midpoint after " + f);
+        }
+        assertEquals(0x7C00, Safetensors.floatToHalf(65520f) & 0xFFFF, "65520 rounds past 65504 to infinity");
+        assertEquals(0x7BFF, Safetensors.floatToHalf(Math.nextDown(65520f)) & 0xFFFF, "just below 65520 is 65504");
+        assertEquals(0x8000, Safetensors.floatToHalf(-1e-30f) & 0xFFFF, "underflow keeps the sign");
+    }
+
+    @Test
+    void floatToBfloat16InvertsEveryBfloat16AndRoundsMidpointsToEven() {
+        for (int h = 0; h < 0x10000; h++) {
+            float f = SafetensorsFile.bfloat16ToFloat((short) h);
+            if (Float.isNaN(f)) {
+                assertTrue(Float.isNaN(SafetensorsFile.bfloat16ToFloat(Safetensors.floatToBfloat16(f))), "NaN stays NaN: " + Integer.toHexString(h));
+                continue;
+            }
+            assertEquals(h, Safetensors.floatToBfloat16(f) & 0xFFFF, "bfloat16 " + Integer.toHexString(h) + " = " + f);
+            int next = h + 1;
+            if ((next & 0x7FFF) >= 0x7F80 || (next & 0x7FFF) == 0) continue;
+            float up = SafetensorsFile.bfloat16ToFloat((short) next), mid = (float) (((double) f + up) / 2);
+            assertEquals((h & 1) == 0 ? h : next, Safetensors.floatToBfloat16(mid) & 0xFFFF, "midpoint of " + f + " and " + up);
+            assertEquals(h, Safetensors.floatToBfloat16(Math.nextAfter(mid, f)) & 0xFFFF, "just below the midpoint after " + f);
+            assertEquals(next, Safetensors.floatToBfloat16(Math.nextAfter(mid, up)) & 0xFFFF, "just above the midpoint after " + f);
+        }
+    }
+
+    @Test
+    void writeStoresEachTensorAsTheDtypeNamedRounded() throws IOException {
+        Path file = dir.resolve("mixed.safetensors");
+        INDArray values = Nd4j.create(new double[] {1.0 / 3, -2.7182818284590452, 1e-7, 70000, 0.5}, new long[] {5}, DataType.DOUBLE);
+        Map<String, INDArray> tensors = new LinkedHashMap<>();
+        for (String d : List.of("F16", "BF16", "F32", "F64")) tensors.put(d, values);
+        tensors.put("float", values.castTo(DataType.FLOAT));
+        Safetensors.write(file, tensors, Map.of("format", "pt"), Map.of("F16", "F16", "BF16", "BF16", "F32", "F32", "F64", "F64"));
+        try (SafetensorsFile f = Safetensors.open(file)) {
+            for (String d : List.of("F16", "BF16", "F32", "F64")) assertEquals(d, f.info(d).dtype());
+            assertEquals("F32", f.info("float").dtype(), "a tensor without a named dtype is written by its own type");
+            for (int i = 0; i < 5; i++) {
+                float x = (float) values.getDouble(i);
+                assertEquals(SafetensorsFile.halfToFloat(Safetensors.floatToHalf(x)), f.readFloat("F16").getFloat(i), 0f);
+                assertEquals(SafetensorsFile.bfloat16ToFloat(Safetensors.floatToBfloat16(x)), f.readFloat("BF16").getFloat(i), 0f);
+                assertEquals(x, f.readFloat("F32").getFloat(i), 0f);
+                assertEquals(values.getDouble(i), f.read("F64").getDouble(i), 0.0);
+            }
+            assertEquals(Float.POSITIVE_INFINITY, f.readFloat("F16").getFloat(3), "70000 is beyond half range");
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> Safetensors.write(dir.resolve("bad.safetensors"), tensors, Map.of(), Map.of("F16", "I8")));
+        assertTrue(e.getMessage().contains("'F16' cannot be stored as I8"), e.getMessage());
+    }
+
+    @Test
     void readsFileWrittenByReferenceLibrary() throws IOException {
         // written by make_golden.py with the reference safetensors 0.8.0; values restated from there
         Path file = dir.resolve("golden.safetensors");
