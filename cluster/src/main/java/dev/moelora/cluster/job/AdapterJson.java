@@ -77,6 +77,7 @@ public final class AdapterJson {
                 o.put("contrastive_weight", config.number("adapter.contrastive-weight"));
                 o.put("temperature", config.number("adapter.temperature"));
                 o.put("max_features_per_expert", config.integer("adapter.max-features-per-expert"));
+                o.put("capacity_factor", config.number("adapter.capacity-factor"));
             }
             case "none" -> {
                 o.put(MOELORA_TYPE, "NONE");

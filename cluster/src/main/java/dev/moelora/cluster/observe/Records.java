@@ -97,7 +97,8 @@ public final class Records {
             mass[i] = m.getGateMass(i);
             for (int j = 0; j < e; j++) cos[i][j] = m.getMeanOutputCosine(i * e + j);
         }
-        return new RoutingStats(m.getModule(), m.getTokens(), routed, mass, m.getGateEntropy(), m.getBalanceLoss(), m.getContrastiveLoss(), cos);
+        return new RoutingStats(m.getModule(), m.getTokens(), routed, mass, m.getGateEntropy(), m.getBalanceLoss(), m.getContrastiveLoss(), cos,
+                m.getDroppedTokens());
     }
 
     /** A nodes line (docs/records.md) for one node's part of a step. */

@@ -23,7 +23,8 @@ public final class AdapterFamily {
         return new MoeLoraConfig(config.integer("adapter.experts"), config.integer("adapter.top-k"),
                 config.integer("adapter.expert-rank"), config.number("adapter.alpha"), config.number("adapter.dropout"),
                 config.strings("adapter.targets"), config.number("adapter.balance-weight"), config.number("adapter.contrastive-weight"),
-                config.number("adapter.temperature"), config.integer("adapter.max-features-per-expert"));
+                config.number("adapter.temperature"), config.integer("adapter.max-features-per-expert"),
+                config.number("adapter.capacity-factor"));
     }
 
     /** As {@link #apply(RunConfig, AdaptableModel, long)}, with MoELoRA's experts made by {@code banks}. */

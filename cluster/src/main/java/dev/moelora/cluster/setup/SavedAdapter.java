@@ -124,8 +124,10 @@ public final class SavedAdapter {
                     keys.put("adapter.contrastive-weight", f.number("contrastive_weight"));
                     keys.put("adapter.temperature", f.positive("temperature"));
                     keys.put("adapter.max-features-per-expert", f.integer("max_features_per_expert", 2));
+                    // training only (evaluation is dropless); files before it was recorded have none
+                    keys.put("adapter.capacity-factor", f.o().has("capacity_factor") ? f.number("capacity_factor") : 0.0);
                     f.onlyThese("experts", "top_k", "expert_rank", "alpha", "dropout", "target_modules", "balance_weight", "contrastive_weight",
-                            "temperature", "max_features_per_expert");
+                            "temperature", "max_features_per_expert", "capacity_factor");
                 }
                 case "NONE" -> {
                     keys.put("adapter.type", "none");

@@ -2,6 +2,7 @@ package dev.moelora.cluster.runtime;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -95,6 +96,38 @@ class ExpertParallelEquivalenceTest {
         assertSameTensors(single.runDir(), one.runDir());
         assertSameTensors(single.runDir(), two.runDir());
         assertSameRouting(single.runDir(), two.runDir(), 6);
+    }
+
+    /**
+     * adapter.capacity-factor 0.5 (each expert takes at most a quarter of a micro-batch's slots
+     * with 8 experts and top-2): the runtime drops the same slots as the single-process run, so
+     * steps, routing.jsonl (dropped_tokens included) and tensors are equal; slots really drop,
+     * and the run differs from the dropless one.
+     */
+    @Test
+    void withACapacityTheRuntimeDropsTheTokensTheSingleProcessRunDrops() throws Exception {
+        String common = "train.steps = 4\ntrain.grad-accum = 2\ntrain.batch-size = 3\n";
+        String capped = common + "adapter.capacity-factor = 0.5\n";
+        JobResult dropless = train(config("dropless", common));
+        JobResult single = train(config("single-capped", capped));
+        JobResult two = train(config("two-routers-capped", capped + "runtime.mode = local\nruntime.routers = 2\nruntime.expert-nodes = 3"));
+        assertSameSteps(single.runDir(), two.runDir(), 4);
+        assertSameRouting(single.runDir(), two.runDir(), 4);
+        assertSameTensors(single.runDir(), two.runDir());
+        long dropped = 0;
+        for (String line : Files.readAllLines(two.runDir().resolve("routing.jsonl"))) dropped += JSON.readTree(line).get("dropped_tokens").asLong();
+        assertTrue(dropped > 0, "the capacity dropped slots");
+        for (String line : Files.readAllLines(dropless.runDir().resolve("routing.jsonl"))) {
+            assertEquals(0, JSON.readTree(line).get("dropped_tokens").asLong(), "dropless drops nothing");
+        }
+        assertNotEquals(losses(dropless.runDir()), losses(single.runDir()), "dropping slots changes the training");
+        assertEquals(0.5, JSON.readTree(single.runDir().resolve("adapter/adapter_config.json").toFile()).get("capacity_factor").asDouble());
+    }
+
+    private static List<Double> losses(Path run) throws IOException {
+        List<Double> out = new java.util.ArrayList<>();
+        for (String line : Files.readAllLines(run.resolve("metrics.jsonl"))) out.add(JSON.readTree(line).get("loss").asDouble());
+        return out;
     }
 
     @Test

@@ -94,7 +94,7 @@ final class RecordedRun {
         for (int i = 0; i < e; i++) mass[i] = routed[i] / 2.0;
         long slots = 0;
         for (long r : routed) slots += r;
-        return new RoutingStats(module, slots / 2, routed, mass, entropy, balance, contrastive, new double[e][e]);
+        return new RoutingStats(module, slots / 2, routed, mass, entropy, balance, contrastive, new double[e][e], 0);
     }
 
     private static ObjectNode node(int step, String node, String role, double compute, double waiting, double transfer, long sent, long received) {

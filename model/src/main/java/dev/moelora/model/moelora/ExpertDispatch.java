@@ -27,6 +27,8 @@ import org.nd4j.linalg.factory.Nd4j;
  * dH_e   = g_ne dy[R_e]                               // (n_e, D), to which the contrastive term is added
  * dxe_n  = sum of dX_e,n over the slots of n, ascending expert   // (N, C), before the dropout mask
  * </pre>
+ * NK counts the routed slots; a slot the router's capacity dropped is not among them and reads a
+ * zero row kept one past them, so it adds nothing to y and nothing to dx.
  */
 final class ExpertDispatch {
     private final String name;
@@ -52,9 +54,9 @@ final class ExpertDispatch {
         if (rows <= capacityRows) return;
         long c = dIn, d = dOut, nk = rows * router.topK();
         String m = name + ".";
-        xAll = new Slab(m + "moe_x", dtype, nk * c);
+        xAll = new Slab(m + "moe_x", dtype, (nk + 1) * c);               // + the zero row of dropped slots
         hAll = new Slab(m + "moe_h", dtype, nk * d);
-        ghAll = new Slab(m + "moe_gh", dtype, nk * d);
+        ghAll = new Slab(m + "moe_gh", dtype, (nk + 1) * d);
         dyAll = new Slab(m + "moe_dy", dtype, nk * d);
         gAll = new Slab(m + "moe_g", dtype, nk);
         dgAll = new Slab(m + "moe_dg", dtype, nk);
@@ -65,7 +67,16 @@ final class ExpertDispatch {
     }
 
     private int slots() {
-        return router.rows() * router.topK();
+        return router.routed();
+    }
+
+    /** The routed slots' rows of {@code slab} (NK, width), and when the router dropped slots the zero row after them. */
+    private INDArray withZeroRow(Slab slab, long width) {
+        int nk = slots();
+        if (!router.dropped()) return slab.view(nk, width);
+        INDArray all = slab.view(nk + 1, width);
+        all.getRow(nk).assign(0.0);
+        return all;
     }
 
     /** X_e (NK, C) of every expert, expert by expert, from the experts' input xd (N, C), for the routing of the last forward. */
@@ -94,12 +105,13 @@ final class ExpertDispatch {
         DataBuffer gb = g.data();
         double[] slotGate = router.slotGate();
         for (int r = 0; r < N; r++) {
-            for (int k = 0; k < K; k++) gb.put(router.slotIndex(k)[r], slotGate[r * K + k]);
+            for (int k = 0; k < K; k++) if (router.slotIndex(k)[r] < NK) gb.put(router.slotIndex(k)[r], slotGate[r * K + k]);
         }
         gh.assign(h).muliColumnVector(g);                                  // (NK, D) g H
+        INDArray ghz = withZeroRow(ghAll, dOut);
         INDArray out = slotOut.view(N, dOut);
         for (int k = 0; k < K; k++) {                                      // slots in ascending expert index
-            Nd4j.pullRows(gh, out, 1, router.slotIndex(k));
+            Nd4j.pullRows(ghz, out, 1, router.slotIndex(k));
             y.addi(out);
         }
     }
@@ -123,7 +135,7 @@ final class ExpertDispatch {
     /** (N, C) the experts' dX_e summed per row over its slots, ascending expert, after the bank's backward. */
     INDArray gatherBackward() {
         int N = router.rows();
-        INDArray xs = expertInputGradients();
+        INDArray xs = withZeroRow(xAll, dIn);
         INDArray dxa = dxAdapter.view(N, dIn), tmp = slotIn.view(N, dIn);
         Nd4j.pullRows(xs, dxa, 1, router.slotIndex(0));
         for (int k = 1; k < router.topK(); k++) {

@@ -114,7 +114,8 @@ public final class MoeLoraAdapters implements Adapters {
         return String.format(Locale.ROOT, "MoELoRA E=%d top-%d r_e=%d alpha=%s dropout=%s lambda_bal=%s lambda_cl=%s tau=%s M=%d on %d modules %s",
                 config.experts(), config.topK(), config.expertRank(), num(config.alpha()), num(config.dropout()),
                 num(config.balanceWeight()), num(config.contrastiveWeight()), num(config.temperature()),
-                config.maxFeaturesPerExpert(), modules.size(), config.targets());
+                config.maxFeaturesPerExpert(), modules.size(), config.targets())
+                + (config.capacityFactor() > 0 ? " capacity-factor=" + num(config.capacityFactor()) : "");
     }
 
     private static String num(double d) {

@@ -18,9 +18,19 @@ import java.util.List;
  * @param temperature          tau of the contrastive loss, > 0
  * @param maxFeaturesPerExpert M, features sampled per expert per module per step for the contrastive loss, >= 2
  *                             (a feature needs another of its expert to have a positive)
+ * @param capacityFactor       0: dropless (every token reaches its k experts); else c > 0, and in a training forward
+ *                             each expert takes at most ceil(c k N_real / E) of a module's routed slots, the rest
+ *                             dropped by lowest gate probability ({@link TopKRouter})
  */
 public record MoeLoraConfig(int experts, int topK, int expertRank, double alpha, double dropout, List<String> targets,
-                            double balanceWeight, double contrastiveWeight, double temperature, int maxFeaturesPerExpert) {
+                            double balanceWeight, double contrastiveWeight, double temperature, int maxFeaturesPerExpert,
+                            double capacityFactor) {
+    /** A dropless configuration. */
+    public MoeLoraConfig(int experts, int topK, int expertRank, double alpha, double dropout, List<String> targets,
+                         double balanceWeight, double contrastiveWeight, double temperature, int maxFeaturesPerExpert) {
+        this(experts, topK, expertRank, alpha, dropout, targets, balanceWeight, contrastiveWeight, temperature, maxFeaturesPerExpert, 0);
+    }
+
     public MoeLoraConfig {
         if (experts < 1) throw new IllegalArgumentException("adapter.experts must be >= 1, got " + experts);
         if (topK < 1 || topK > experts) {
@@ -44,6 +54,15 @@ public record MoeLoraConfig(int experts, int topK, int expertRank, double alpha,
             throw new IllegalArgumentException("adapter.max-features-per-expert must be >= 2 (a feature needs a positive), got "
                     + maxFeaturesPerExpert);
         }
+        if (!(capacityFactor >= 0 && Double.isFinite(capacityFactor))) {
+            throw new IllegalArgumentException("adapter.capacity-factor must be 0 (dropless) or a finite number > 0, got " + capacityFactor);
+        }
+    }
+
+    /** The same configuration with another capacity factor. */
+    public MoeLoraConfig withCapacityFactor(double factor) {
+        return new MoeLoraConfig(experts, topK, expertRank, alpha, dropout, targets, balanceWeight, contrastiveWeight, temperature,
+                maxFeaturesPerExpert, factor);
     }
 
     /** E 8, top-2, r_e 1 (= r / E for r 8), alpha 16, dropout 0.05, lambda_bal 0.01, lambda_cl 0.1, tau 0.1, M 32. */

@@ -48,8 +48,11 @@ import org.nd4j.linalg.factory.Nd4j;
  * <p>Determinism: every reduction has a fixed order (experts in index order, rows ascending,
  * slots per row in ascending expert index), the routing math runs in Java in double, and the only
  * randomness is this module's two streams (the dropout masks here, the feature sampling in
- * {@link AuxiliaryLosses}), both restarted by {@link #reseed}. There is no capacity limit: no
- * token is ever dropped.
+ * {@link AuxiliaryLosses}), both restarted by {@link #reseed}. Dropless by default; with
+ * {@code adapter.capacity-factor} c > 0 a training forward lets each expert take at most
+ * C = ceil(c k N_real / E) routed slots ({@link TopKRouter} says which drop). Evaluation and
+ * generation forwards are always dropless, so a row's output never depends on the rows batched
+ * with it there.
  *
  * <p>Dropout, as LoRA's, is one inverted mask on x (N, C) per forward, shared by a row's experts,
  * drawn from the module's ND4J random stream; the gate always sees the clean x. Logits come from a
@@ -72,6 +75,7 @@ final class MoeLoraLinear implements Linear {
     private boolean training = true;
     private float[] rowMask;
     private double auxScale = 1;
+    private final double capacityFactor;
 
     private long capacityRows;
     private Slab logits, dlogits;            // (N, E)
@@ -93,6 +97,7 @@ final class MoeLoraLinear implements Linear {
     MoeLoraLinear(Linear base, INDArray gateInit, ExpertBank bank, MoeLoraConfig config, double lossWeight, long seed) {
         this.base = base;
         this.experts = config.experts();
+        this.capacityFactor = config.capacityFactor();
         if (gateInit.size(0) != experts || gateInit.size(1) != base.dIn()) {
             throw new IllegalArgumentException(base.name() + ": the gate is " + java.util.Arrays.toString(gateInit.shape())
                     + ", expected [" + experts + ", " + base.dIn() + "]");
@@ -142,6 +147,11 @@ final class MoeLoraLinear implements Linear {
         return router.routing();
     }
 
+    /** Which of every row's slots (N, K) the capacity dropped in the last forward: a copy. */
+    boolean[] droppedSlots() {
+        return router.droppedSlots();
+    }
+
     /** The gate weights g of every row's slots in the last forward, (N, K): a copy. */
     double[] slotWeights() {
         return router.slotWeights();
@@ -154,6 +164,12 @@ final class MoeLoraLinear implements Linear {
 
     RoutingStats stats() {
         return statistics.snapshot(name(), losses.balanceLoss(), losses.contrastiveLoss());
+    }
+
+    /** C = ceil(c k N_real / E), at least 1, in a training forward with a capacity factor c > 0; else 0 (no limit). */
+    private int capacity(int realRows) {
+        if (!training || capacityFactor == 0) return 0;
+        return (int) Math.max(1, Math.ceil(capacityFactor * router.topK() * realRows / experts));
     }
 
     private void ensureCapacity(long rows) {
@@ -180,12 +196,13 @@ final class MoeLoraLinear implements Linear {
         INDArray xd = dropout.forward(x, training);                        // (N, C) expert input, one mask shared by a row's experts
         INDArray lg = logits.view(N, experts);
         Nd4j.gemm(x, gate.value(), lg, false, true, 1.0, 0.0);             // (N, E) logits = x W_g^T
-        router.forward(lg.data());                                         // p, top-k, g, slot layout
+        boolean[] real = statistics.markReal(rowMask, N);
+        router.forward(lg.data(), real, capacity(statistics.realRows())); // p, top-k, g, slot layout (less what the capacity drops)
         INDArray xs = dispatch.gather(xd);                                 // (NK, C) X_e, expert by expert
         INDArray h = dispatch.expertOutputs();
         bank.forward(xs, router.offset(), h);                              // (NK, D) H_e = s X_e A_e^T B_e^T
         dispatch.combine(y);                                               // (N, D) y += g H
-        statistics.forward(rowMask, h);                                    // real rows, counts, gate mass, entropy, cosines
+        statistics.forward(h);                                             // real rows, counts, gate mass, entropy, cosines
         losses.forward(training, h);                                       // L_bal; L_cl and the auxiliary loss when training
     }
 

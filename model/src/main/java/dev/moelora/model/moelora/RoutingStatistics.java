@@ -18,10 +18,12 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
  *
  * <p>Dimensions: N rows, N_real real rows, E experts, D = dOut, NK routed slots. On H (NK, D):
  * <pre>
- * routed_e  = real tokens routed to e                 // (E) they sum to k N_real
+ * routed_e  = real tokens routed to e                 // (E) they sum to k N_real (the router's choice, before a capacity drop)
+ * dropped   = real tokens' slots the capacity dropped
+ * kept_e    = routed_e less e's dropped slots
  * P_e       = mean over real rows of p_e              // (E)
  * entropy   = mean over real rows of -sum_e p_e log p_e
- * mean_e    = mean of H_e over e's real rows          // (E, D) one GEMM per expert: (1/routed_e) real_e^T H_e
+ * mean_e    = mean of H_e over e's kept real rows     // (E, D) one GEMM per expert: (1/kept_e) real_e^T H_e
  * cos_ij    = mean_i . mean_j / (|mean_i| |mean_j|), 0 when either norm is 0   // (E, E)
  * </pre>
  * Rows and experts are summed in ascending order.
@@ -38,6 +40,7 @@ final class RoutingStatistics {
     private boolean[] real = new boolean[0];  // (N)
     private int realRows;
     private final long[] routedReal;        // (E)
+    private final long[] keptReal;          // (E)
     private final double[] gateMass;        // (E)
     private double gateEntropy;
     private final double[][] cosine;        // (E, E)
@@ -49,6 +52,7 @@ final class RoutingStatistics {
         this.dOut = dOut;
         this.router = router;
         this.routedReal = new long[experts];
+        this.keptReal = new long[experts];
         this.gateMass = new double[experts];
         this.cosine = new double[experts][experts];
         this.means = new Slab(name + ".moe_means", dtype, experts * dOut);
@@ -70,28 +74,34 @@ final class RoutingStatistics {
     RoutingStats snapshot(String module, double balanceLoss, double contrastiveLoss) {
         double[][] cos = new double[experts][];
         for (int e = 0; e < experts; e++) cos[e] = cosine[e].clone();
-        return new RoutingStats(module, realRows, routedReal.clone(), gateMass.clone(), gateEntropy, balanceLoss, contrastiveLoss, cos);
+        return new RoutingStats(module, realRows, routedReal.clone(), gateMass.clone(), gateEntropy, balanceLoss, contrastiveLoss, cos,
+                router.droppedReal());
     }
 
     private static INDArray rows(INDArray t, long from, long count) {
         return t.get(NDArrayIndex.interval(from, from + count), NDArrayIndex.all());
     }
 
-    /** Counts over the real rows of {@code rowMask} (null: every row) for the last routing, with H (NK, D). */
-    void forward(float[] rowMask, INDArray h) {
-        int N = router.rows(), K = router.topK(), NK = N * K;
+    /** Which of the N rows of the coming forward are real: the rows of {@code rowMask} that are not 0 (null: every row). */
+    boolean[] markReal(float[] rowMask, int N) {
         if (real.length != N) real = new boolean[N];
+        realRows = 0;
+        for (int r = 0; r < N; r++) {
+            real[r] = rowMask == null || rowMask[r] != 0f;
+            if (real[r]) realRows++;
+        }
+        return real;
+    }
+
+    /** Counts over the real rows {@link #markReal} marked, for the last routing, with H (NK, D). */
+    void forward(INDArray h) {
+        int N = router.rows(), K = router.topK(), NK = N * K;           // NK before any drop: the buffers' size
         if (NK > capacitySlots) {
             realAll = new Slab(name + ".moe_real", dtype, NK);
             capacitySlots = NK;
         }
         int[] slotExpert = router.slotExpert();
         double[] p = router.p();
-        realRows = 0;
-        for (int r = 0; r < N; r++) {
-            real[r] = rowMask == null || rowMask[r] != 0f;
-            if (real[r]) realRows++;
-        }
         Arrays.fill(routedReal, 0);
         Arrays.fill(gateMass, 0);
         double entropy = 0;
@@ -110,13 +120,19 @@ final class RoutingStatistics {
         int[] rowsAll = router.rowsAll(), offset = router.offset(), perExpert = router.perExpert();
         INDArray realRow = realAll.view(1, NK);
         DataBuffer rb = realRow.data();
-        for (int i = 0; i < NK; i++) rb.put(i, real[rowsAll[i]] ? 1.0 : 0.0);
+        Arrays.fill(keptReal, 0);
+        for (int e = 0; e < experts; e++) {
+            for (int i = offset[e]; i < offset[e + 1]; i++) {
+                rb.put(i, real[rowsAll[i]] ? 1.0 : 0.0);
+                if (real[rowsAll[i]]) keptReal[e]++;
+            }
+        }
         INDArray mean = means.view(experts, dOut);
         mean.assign(0.0);
         for (int e = 0; e < experts; e++) {
-            if (routedReal[e] == 0) continue;
+            if (keptReal[e] == 0) continue;
             INDArray seg = realRow.get(NDArrayIndex.all(), NDArrayIndex.interval(offset[e], offset[e] + perExpert[e]));
-            Nd4j.gemm(seg, rows(h, offset[e], perExpert[e]), rows(mean, e, 1), false, false, 1.0 / routedReal[e], 0.0);
+            Nd4j.gemm(seg, rows(h, offset[e], perExpert[e]), rows(mean, e, 1), false, false, 1.0 / keptReal[e], 0.0);
         }
         cosines(mean.data());
     }

@@ -13,13 +13,11 @@ package dev.moelora.model.moelora;
  * @param contrastiveLoss  L_cl, unweighted; NaN after an evaluation forward, which samples no features
  * @param meanOutputCosine (E, E) cosine between experts' mean outputs H over their routed real
  *                         tokens; 0 where either mean is the zero vector (e.g. at step 0, B = 0)
- *                         or the expert received no real token
- * Dropped tokens are always 0: there is no capacity limit, every token reaches its k experts.
+ *                         or the expert received no real token; over the tokens it kept
+ * @param droppedTokens    real tokens' expert slots that the capacity dropped (a token dropped by
+ *                         both its experts counts twice); always 0 when dropless, the default
+ * routedTokens count the router's choice before any drop: kept slots per expert are routedTokens
+ * less that expert's dropped ones.
  */
 public record RoutingStats(String module, long tokens, long[] routedTokens, double[] gateMass, double gateEntropy,
-                           double balanceLoss, double contrastiveLoss, double[][] meanOutputCosine) {
-    /** Always 0: this router has no expert capacity, so it never drops a token. */
-    public long droppedTokens() {
-        return 0;
-    }
-}
+                           double balanceLoss, double contrastiveLoss, double[][] meanOutputCosine, long droppedTokens) {}
