@@ -111,4 +111,25 @@ class DecoderExpertParallelTest {
             assertEquals(Map.of("router", 0, "expert-a", 0, "expert-b", 0), nodes.exitCodes(60));
         }
     }
+
+    /**
+     * The decoder's runtime checkpoints: a run on 2 expert nodes preempted after step 2 (its
+     * checkpoint written on the way out) resumes from latest on 1 expert node and equals the
+     * uninterrupted single-process run.
+     */
+    @Test
+    void aPreemptedDecoderRunOnTheRuntimeResumesOnOtherNodesAndEqualsTheSingleProcessRun() throws Exception {
+        JobResult single = RecoveryTest.train(settings("uninterrupted", ""), List.of());
+        Path two = settings("resumed", "runtime { mode = local, expert-nodes = 2 }");
+        Path metrics = dir.resolve("resumed/metrics.jsonl");
+        JobResult partial = ExpertParallelJob.run(dev.moelora.cluster.config.RunConfig.load(two, List.of()), ResumeAnywhereTest.quiet(), false,
+                () -> dev.moelora.cluster.job.Preemption.when(() -> ResumeAnywhereTest.lines(metrics) >= 2));
+        assertTrue(partial.losses().size() >= 2 && partial.losses().size() < STEPS, "stopped early: " + partial.losses().size() + " steps");
+        assertTrue(Files.notExists(partial.runDir().resolve("predictions.jsonl")), "a preempted run does not evaluate");
+        Path one = settings("resumed", "runtime { mode = local, expert-nodes = 1 }");
+        JobResult resumed = RecoveryTest.train(one, List.of("run.resume-from=latest"));
+        assertEquals(partial.runDir(), resumed.runDir());
+        assertEquals(partial.losses().size(), RecoveryTest.events(resumed.runDir(), "resumed").get(0).get("step").asInt());
+        assertSameRuns(single.runDir(), resumed.runDir());
+    }
 }
