@@ -1,5 +1,6 @@
 package dev.moelora.model.moelora;
 
+import dev.moelora.model.nn.HostValues;
 import dev.moelora.model.nn.Slab;
 import java.util.Arrays;
 import java.util.SplittableRandom;
@@ -51,6 +52,7 @@ final class AuxiliaryLosses {
     private final double[] balanceF;        // (E) f_e of the last forward
     private final double[] dpBalance;       // (E) dp_bal of the last backward
     private int[] clPositions = new int[0]; // (S) the routed slots of the sampled features
+    private double[] dFeatureValues = new double[0], rowValues = new double[0];   // (S, D), (D) host copies in backward
     private boolean lastTraining;
     private double balanceLoss, contrastiveLoss = Double.NaN;
     private double auxLoss;
@@ -181,13 +183,17 @@ final class AuxiliaryLosses {
     void contrastiveBackward(INDArray dh, double auxScale) {
         double clWeight = auxScale * contrastiveWeight * lossWeight;
         if (!lastTraining || clPositions.length == 0 || clWeight == 0) return;
-        long D = dOut;
-        DataBuffer db = dh.data(), fb = dFeatures.view(clPositions.length, D).data();
+        int D = (int) dOut, nf = clPositions.length * D;
+        if (dFeatureValues.length < nf) dFeatureValues = new double[nf];
+        if (rowValues.length < D) rowValues = new double[D];
+        HostValues.read(dFeatures.view(clPositions.length, D).data(), dFeatureValues, nf);
+        if (dh.offset() != 0) throw new IllegalStateException(name + ": dH must be a view from its buffer's start, offset " + dh.offset());
+        DataBuffer db = dh.data();                                         // a Slab view: offsets from the buffer's start
         for (int i = 0; i < clPositions.length; i++) {
-            for (long c = 0; c < D; c++) {
-                long at = clPositions[i] * D + c;
-                db.put(at, db.getDouble(at) + clWeight * fb.getDouble(i * D + c));
-            }
+            int at = clPositions[i] * D;
+            HostValues.read(db, at, rowValues, 0, D);
+            for (int c = 0; c < D; c++) rowValues[c] = rowValues[c] + clWeight * dFeatureValues[i * D + c];
+            HostValues.write(rowValues, 0, db, at, D);
         }
     }
 }

@@ -1,7 +1,7 @@
 package dev.moelora.model.moelora;
 
+import dev.moelora.model.nn.HostValues;
 import dev.moelora.model.nn.Slab;
-import org.nd4j.linalg.api.buffer.DataBuffer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -23,7 +23,8 @@ import org.nd4j.linalg.factory.Nd4j;
  * normalisation dh_i = (dz_i - z_i (z_i . dz_i)) / ||h_i|| (or dz_i / 1e-12 below the floor).
  * The two S x S x C products run as GEMMs; the O(S^2) and O(S C) parts run in Java in double, in
  * a fixed order (anchors ascending, then their partners ascending), so the result is
- * reproducible bit for bit. It owns its scratch buffers and never allocates once they are grown.
+ * reproducible bit for bit; they work on Java arrays copied in and out in bulk ({@link HostValues}).
+ * It owns its scratch buffers and never allocates once they are grown.
  */
 final class SupervisedContrastive {
     static final double NORM_FLOOR = 1e-12;
@@ -33,6 +34,7 @@ final class SupervisedContrastive {
     private long capRows, capCols;
     private Slab z, sim, coef;      // (S, C), (S, S), (S, S)
     private double[] norms = new double[0], simD = new double[0], c = new double[0];
+    private double[] hD = new double[0], zD = new double[0], dD = new double[0];   // (S, C) h, z, dh
 
     SupervisedContrastive(String name, DataType dtype) {
         this.name = name;
@@ -49,6 +51,9 @@ final class SupervisedContrastive {
         norms = new double[(int) capRows];
         simD = new double[(int) (capRows * capRows)];
         c = new double[(int) (capRows * capRows)];
+        hD = new double[(int) (capRows * capCols)];
+        zD = new double[(int) (capRows * capCols)];
+        dD = new double[(int) (capRows * capCols)];
     }
 
     /**
@@ -58,26 +63,25 @@ final class SupervisedContrastive {
     double lossAndGradient(INDArray h, int[] labels, double tau, INDArray dh) {
         int s = (int) h.size(0), cols = (int) h.size(1);
         ensureCapacity(s, cols);
-        DataBuffer hb = h.data(), db = dh.data();
+        int sc = s * cols;
         INDArray zv = z.view(s, cols);
-        DataBuffer zb = zv.data();
+        HostValues.read(h.data(), hD, sc);
         for (int i = 0; i < s; i++) {                                      // z = h / max(||h||, eps)
             double sq = 0;
             for (int k = 0; k < cols; k++) {
-                double v = hb.getDouble((long) i * cols + k);
+                double v = hD[i * cols + k];
                 sq += v * v;
             }
             norms[i] = Math.sqrt(sq);
             double inv = 1.0 / Math.max(norms[i], NORM_FLOOR);
-            for (int k = 0; k < cols; k++) zb.put((long) i * cols + k, hb.getDouble((long) i * cols + k) * inv);
+            for (int k = 0; k < cols; k++) zD[i * cols + k] = hD[i * cols + k] * inv;
         }
+        HostValues.write(zD, zv.data(), sc);
+        HostValues.read(zv.data(), zD, sc);                                // z as the model's dtype stores it
         INDArray simv = sim.view(s, s);
         Nd4j.gemm(zv, zv, simv, false, true, 1.0 / tau, 0.0);             // (S, S) sim = Z Z^T / tau
-        DataBuffer sb = simv.data();
-        for (int i = 0; i < s * s; i++) {
-            simD[i] = sb.getDouble(i);
-            c[i] = 0;
-        }
+        HostValues.read(simv.data(), simD, s * s);
+        java.util.Arrays.fill(c, 0, s * s, 0.0);
         int anchors = 0;
         for (int i = 0; i < s; i++) if (positives(labels, i, s) > 0) anchors++;
         double loss = 0;
@@ -105,23 +109,26 @@ final class SupervisedContrastive {
         }
         loss /= anchors;
         INDArray coefv = coef.view(s, s);
-        DataBuffer cb = coefv.data();
+        double[] sym = simD;                                               // sim is no longer needed: its array takes (C + C^T) / tau
         for (int i = 0; i < s; i++) {
-            for (int j = 0; j < s; j++) cb.put((long) i * s + j, (c[i * s + j] + c[j * s + i]) / tau);
+            for (int j = 0; j < s; j++) sym[i * s + j] = (c[i * s + j] + c[j * s + i]) / tau;
         }
+        HostValues.write(sym, coefv.data(), s * s);
         Nd4j.gemm(coefv, zv, dh, false, false, 1.0, 0.0);                 // (S, C) dZ = (C + C^T) Z / tau
+        HostValues.read(dh.data(), dD, sc);
         for (int i = 0; i < s; i++) {                                      // through the normalisation
             if (norms[i] < NORM_FLOOR) {
-                for (int k = 0; k < cols; k++) db.put((long) i * cols + k, db.getDouble((long) i * cols + k) / NORM_FLOOR);
+                for (int k = 0; k < cols; k++) dD[i * cols + k] = dD[i * cols + k] / NORM_FLOOR;
                 continue;
             }
             double dot = 0;
-            for (int k = 0; k < cols; k++) dot += zb.getDouble((long) i * cols + k) * db.getDouble((long) i * cols + k);
+            for (int k = 0; k < cols; k++) dot += zD[i * cols + k] * dD[i * cols + k];
             for (int k = 0; k < cols; k++) {
-                long at = (long) i * cols + k;
-                db.put(at, (db.getDouble(at) - zb.getDouble(at) * dot) / norms[i]);
+                int at = i * cols + k;
+                dD[at] = (dD[at] - zD[at] * dot) / norms[i];
             }
         }
+        HostValues.write(dD, dh.data(), sc);
         return loss;
     }
 
