@@ -106,6 +106,8 @@ final class FakeHub implements AutoCloseable {
     final Map<String, Integer> cutAfter = new ConcurrentHashMap<>();
     /** The next n GETs of the file with this etag send it with one byte changed. */
     final Map<String, Integer> corrupt = new ConcurrentHashMap<>();
+    /** Answer every Range request with the whole file (200), as a CDN that ignores Range does. */
+    volatile boolean ignoreRange;
     /** Files the revision API lists but /resolve answers 404 EntryNotFound for. */
     final java.util.Set<String> vanished = ConcurrentHashMap.newKeySet();
 
@@ -242,7 +244,7 @@ final class FakeHub implements AutoCloseable {
         byte[] bytes = b.bytes();
         long from = 0;
         String range = x.getRequestHeaders().getFirst("Range");
-        if (range != null && range.matches("bytes=\\d+-")) from = Long.parseLong(range.substring(6, range.length() - 1));
+        if (range != null && range.matches("bytes=\\d+-") && !ignoreRange) from = Long.parseLong(range.substring(6, range.length() - 1));
         x.getResponseHeaders().set("Accept-Ranges", "bytes");
         if (from >= bytes.length && from > 0) {
             x.getResponseHeaders().set("Content-Range", "bytes */" + bytes.length);
@@ -264,9 +266,15 @@ final class FakeHub implements AutoCloseable {
         x.sendResponseHeaders(status, length);
         OutputStream os = x.getResponseBody();
         int n = (int) (cut == null ? length : Math.min(cut, length));
-        os.write(out, (int) from, n);
-        os.flush();
-        sent.computeIfAbsent(key, k -> new AtomicLong()).addAndGet(n);
+        AtomicLong counter = sent.computeIfAbsent(key, k -> new AtomicLong());
+        counter.addAndGet(n); // before the bytes leave: a client may have them all and a test read the count before this thread goes on
+        try {
+            os.write(out, (int) from, n);
+            os.flush();
+        } catch (IOException e) {
+            counter.addAndGet(-n);
+            throw e;
+        }
         if (cut != null) throw new IOException("FakeHub cut the download of " + key + " after " + n + " bytes"); // closes the connection mid-body
     }
 

@@ -188,6 +188,15 @@ class HubModelsTest {
         Path ok = HubModels.resolve(ModelName.parse("hf:org/tiny"), tiny.settings(garbled, log));
         assertTrue(Arrays.equals(weights.bytes(), Files.readAllBytes(ok.resolve("model.safetensors"))), "a bad part is dropped and the file fetched whole");
         assertEquals(size - 30_000 + size, tiny.hub.sent(weights.sha256()) - sentBefore);
+
+        Path ignored = dir.resolve("ignored-range-cache"), kept = ignored.resolve("models--org--tiny/blobs").resolve(weights.etag() + ".incomplete");
+        Files.createDirectories(kept.getParent());
+        Files.write(kept, Arrays.copyOf(weights.bytes(), 30_000));
+        tiny.hub.ignoreRange = true;
+        sentBefore = tiny.hub.sent(weights.sha256());
+        Path whole = HubModels.resolve(ModelName.parse("hf:org/tiny"), tiny.settings(ignored, log));
+        assertTrue(Arrays.equals(weights.bytes(), Files.readAllBytes(whole.resolve("model.safetensors"))));
+        assertEquals(size, tiny.hub.sent(weights.sha256()) - sentBefore, "a 200 to a Range request replaces the part, it is not appended to it");
     }
 
     @Test
