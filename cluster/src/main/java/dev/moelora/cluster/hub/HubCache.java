@@ -6,7 +6,6 @@ import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
@@ -182,9 +181,5 @@ final class HubCache {
         }
         String found = expected.hash().of(file);
         return found.equals(expected.etag()) ? Optional.empty() : Optional.of("expected " + expected.hash().label() + " " + expected.etag() + ", found " + found);
-    }
-
-    static boolean isFile(Path p) {
-        return Files.isRegularFile(p) && !Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS);
     }
 }
