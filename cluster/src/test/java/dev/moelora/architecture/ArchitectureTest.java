@@ -73,6 +73,7 @@ class ArchitectureTest {
                 .layer("tensorboard").definedBy("dev.moelora.cluster.tensorboard..")
                 .layer("observe").definedBy("dev.moelora.cluster.observe..")
                 .layer("setup").definedBy("dev.moelora.cluster.setup..")
+                .layer("hub").definedBy("dev.moelora.cluster.hub..")
                 .layer("config").definedBy("dev.moelora.cluster.config..")
                 .whereLayer("main").mayNotBeAccessedByAnyLayer()
                 .whereLayer("cli").mayOnlyBeAccessedByLayers("main")
@@ -87,6 +88,7 @@ class ArchitectureTest {
                 .whereLayer("tensorboard").mayOnlyBeAccessedByLayers("cli", "bench", "single", "runtime", "job")
                 .whereLayer("observe").mayOnlyBeAccessedByLayers("cli", "bench", "dashboard", "single", "runtime", "checkpoint", "job", "tensorboard")
                 .whereLayer("setup").mayOnlyBeAccessedByLayers("cli", "bench", "single", "runtime")
+                .whereLayer("hub").mayOnlyBeAccessedByLayers("cli", "setup")
                 .whereLayer("config").mayOnlyBeAccessedByLayers("cli", "bench", "dashboard", "experiment", "single", "runtime", "checkpoint", "job", "setup", "chaos")
                 .check(classes);
     }

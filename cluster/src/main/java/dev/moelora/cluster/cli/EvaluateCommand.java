@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.moelora.cluster.job.RunDirectory;
+import dev.moelora.cluster.hub.HubModels;
 import dev.moelora.cluster.setup.DecoderCheckpoint;
 import dev.moelora.cluster.setup.SavedAdapter;
 import dev.moelora.model.adapter.Adapters;
@@ -44,8 +45,8 @@ public final class EvaluateCommand implements Callable<Integer> {
     static final Set<String> MATH = Set.of("AddSub", "MultiArith", "SingleEq", "SVAMP", "gsm8k", "AQuA", "mawps", "mathqa");
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    @Option(names = "--model", required = true, description = "LLaMA checkpoint directory (config.json, safetensors, tokenizer.json)")
-    Path model;
+    @Option(names = "--model", required = true, description = "LLaMA checkpoint directory (config.json, safetensors, tokenizer.json), or hf:ORG/NAME[@REVISION] from the Hugging Face Hub")
+    String model;
 
     @Option(names = "--adapter", description = "adapter directory (adapter_config.json, adapter_model.safetensors); without it the base model alone")
     Path adapter;
@@ -72,6 +73,7 @@ public final class EvaluateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        Path model = HubModels.resolve(this.model);
         if (!DecoderCheckpoint.isCheckpoint(model)) throw new IllegalArgumentException("--model " + model + ": not a directory with config.json");
         if (batch < 1) throw new IllegalArgumentException("--batch must be >= 1, got " + batch);
         if (maxNewTokens != null && maxNewTokens < 1) throw new IllegalArgumentException("--max-new-tokens must be >= 1, got " + maxNewTokens);

@@ -1,5 +1,6 @@
 package dev.moelora.cluster.cli;
 
+import dev.moelora.cluster.hub.HubModels;
 import dev.moelora.cluster.setup.BaseModel;
 import dev.moelora.cluster.setup.DecoderCheckpoint;
 import dev.moelora.cluster.setup.SavedAdapter;
@@ -26,7 +27,7 @@ import picocli.CommandLine.Option;
                 "with --adapter DIR, with that saved adapter on the model (any of moelora's families, or a LoRA PEFT saved)."})
 public final class ForwardCommand implements Callable<Integer> {
     @Option(names = "--model", defaultValue = "minilm",
-            description = "'minilm' (embedded), a BERT .onnx file, or a LLaMA checkpoint directory (config.json, safetensors, tokenizer.json) (default: ${DEFAULT-VALUE})")
+            description = "'minilm' (embedded), a BERT .onnx file, a LLaMA checkpoint directory (config.json, safetensors, tokenizer.json), or one on the Hugging Face Hub: hf:ORG/NAME[@REVISION] (default: ${DEFAULT-VALUE})")
     String model;
 
     @Option(names = "--tokenizer", description = "tokenizer.json for an .onnx model (default: next to it)")
@@ -52,7 +53,7 @@ public final class ForwardCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (input.ids != null && input.ids.length == 0) throw new IllegalArgumentException("--ids: no token ids given");
-        Path dir = Path.of(model);
+        Path dir = HubModels.resolve(model);
         INDArray out = DecoderCheckpoint.isCheckpoint(dir) ? decoderLogits(dir) : encoderHidden();
         System.out.println(json(out));
         return 0;

@@ -1,5 +1,6 @@
 package dev.moelora.cluster.cli;
 
+import dev.moelora.cluster.hub.HubModels;
 import dev.moelora.cluster.setup.DecoderCheckpoint;
 import dev.moelora.cluster.setup.SavedAdapter;
 import dev.moelora.model.instruct.PromptTemplate;
@@ -17,8 +18,8 @@ import picocli.CommandLine.Option;
                 "with --adapter DIR, with that saved adapter on the model (any of moelora's families, or a LoRA PEFT saved).",
                 "Greedy at temperature 0 (the default); otherwise sampled with temperature, top-k and top-p from --seed."})
 public final class GenerateCommand implements Callable<Integer> {
-    @Option(names = "--model", required = true, description = "LLaMA checkpoint directory")
-    Path model;
+    @Option(names = "--model", required = true, description = "LLaMA checkpoint directory, or hf:ORG/NAME[@REVISION] from the Hugging Face Hub")
+    String model;
 
     @Option(names = "--adapter", description = "an adapter directory (adapter_config.json, adapter_model.safetensors) to put on the model")
     Path adapter;
@@ -46,6 +47,7 @@ public final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        Path model = HubModels.resolve(this.model);
         if (!DecoderCheckpoint.isCheckpoint(model)) throw new IllegalArgumentException("--model " + model + ": not a directory with config.json");
         BpeTokenizer tokenizer = DecoderCheckpoint.tokenizer(model);
         LlamaDecoder decoder = DecoderCheckpoint.decoder(model);

@@ -1,5 +1,6 @@
 package dev.moelora.cluster.cli;
 
+import dev.moelora.cluster.hub.HubModels;
 import dev.moelora.cluster.setup.DecoderCheckpoint;
 import dev.moelora.cluster.setup.SavedAdapter;
 import dev.moelora.model.llama.LlamaDecoder;
@@ -19,8 +20,8 @@ import picocli.CommandLine.Option;
                 "W' = W + s B A (Tied-LoRA: W + s diag(v) B diag(u) A) in the base's dtype, same tensor names, shapes and files;",
                 "config.json and the tokenizer files copied. MoELoRA cannot be folded (its mixture depends on the token)."})
 public final class MergeCommand implements Callable<Integer> {
-    @Option(names = "--model", required = true, description = "LLaMA checkpoint directory")
-    Path model;
+    @Option(names = "--model", required = true, description = "LLaMA checkpoint directory, or hf:ORG/NAME[@REVISION] from the Hugging Face Hub")
+    String model;
 
     @Option(names = "--adapter", required = true, description = "adapter directory (adapter_config.json, adapter_model.safetensors)")
     Path adapter;
@@ -30,6 +31,7 @@ public final class MergeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        Path model = HubModels.resolve(this.model);
         if (!DecoderCheckpoint.isCheckpoint(model)) throw new IllegalArgumentException("--model " + model + ": not a directory with config.json");
         String family = SavedAdapter.settings(adapter).string("adapter.type");
         if (family.equals("moelora")) {

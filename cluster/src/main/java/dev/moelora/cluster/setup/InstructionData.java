@@ -1,6 +1,7 @@
 package dev.moelora.cluster.setup;
 
 import dev.moelora.cluster.config.RunConfig;
+import dev.moelora.cluster.hub.HubModels;
 import dev.moelora.model.data.Instruction;
 import dev.moelora.model.data.InstructionDataset;
 import dev.moelora.model.data.InstructionDataset.MathTestSet;
@@ -36,10 +37,10 @@ public record InstructionData(Path modelDir, LlamaConfig model, BpeTokenizer tok
                     + config.string("data.source") + "')");
         }
         String modelPath = config.string("model.path");
-        if (modelPath.isEmpty() || !DecoderCheckpoint.isCheckpoint(Path.of(modelPath))) {
+        Path modelDir = modelPath.isEmpty() ? null : HubModels.resolve(modelPath);
+        if (modelDir == null || !DecoderCheckpoint.isCheckpoint(modelDir)) {
             throw new IllegalArgumentException("model.path: '" + modelPath + "' is not a LLaMA checkpoint directory (config.json, safetensors, tokenizer.json)");
         }
-        Path modelDir = Path.of(modelPath);
         LlamaConfig model = LlamaConfig.read(modelDir.resolve(LlamaCheckpoint.CONFIG));
         BpeTokenizer tokenizer = DecoderCheckpoint.tokenizer(modelDir);
         int maxLength = config.integer("data.instructions.max-length");

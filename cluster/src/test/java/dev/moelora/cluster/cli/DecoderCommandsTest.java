@@ -32,7 +32,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * contract, generate prints a completion, and train fine-tunes on instructions, saves the adapter
  * and scores math test sets.
  */
-class DecoderCommandsTest {
+public class DecoderCommandsTest {
     static final Path GOLDEN = Path.of("../model/src/test/resources/llama/gqa-f32");
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -41,9 +41,9 @@ class DecoderCommandsTest {
     Path model;
 
     /** What a command printed and its exit code. */
-    record Run(int exit, String out, String err) {}
+    public record Run(int exit, String out, String err) {}
 
-    static Run moelora(String... args) {
+    public static Run moelora(String... args) {
         PrintStream stdout = System.out;
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         StringWriter err = new StringWriter();

@@ -50,12 +50,22 @@ public final class PythonScript {
     }
 
     public static Result run(List<String> command, Duration timeout) throws IOException, InterruptedException {
+        return run(command, java.util.Map.of(), timeout);
+    }
+
+    /** The same with these variables added to (or, for a null value, removed from) the child's environment. */
+    public static Result run(List<String> command, java.util.Map<String, String> env, Duration timeout) throws IOException, InterruptedException {
         File out = File.createTempFile("python-out", ".txt");
         File err = File.createTempFile("python-err", ".txt");
         try {
             Process p;
             try {
-                p = new ProcessBuilder(command).redirectOutput(out).redirectError(err).start();
+                ProcessBuilder pb = new ProcessBuilder(command).redirectOutput(out).redirectError(err);
+                env.forEach((k, v) -> {
+                    if (v == null) pb.environment().remove(k);
+                    else pb.environment().put(k, v);
+                });
+                p = pb.start();
             } catch (IOException e) {
                 throw new IOException(command.get(0) + " could not be started (is it installed and on the PATH?): " + e.getMessage(), e);
             }
