@@ -28,7 +28,10 @@ import org.nd4j.linalg.factory.Nd4j;
  * batch, the next-token loss over response tokens, every LoRA A and B gradient, and the loss after
  * each of three AdamW steps (torch.optim.AdamW, lr 0.01, weight decay 0.01). Cases: grouped-
  * query attention with an untied lm_head (F32), tied embeddings (BF16), one key/value head in a
- * sharded checkpoint (F16). The reference ran in float64 on the stored values.
+ * sharded checkpoint (F16), Llama 3.1's rope_scaling (llama3-rope: head_dim 32 with frequencies in
+ * all three bands), Qwen2 with random q/k/v biases and tied embeddings (qwen2-bias), SmolLM2-135M's
+ * attention shapes (smollm2-shape: hidden 576, 9 query heads over 3 key/value heads, head_dim 64,
+ * tied, BF16). The reference ran in float64 on the stored values.
  *
  * <p>Error measure: max |ours - reference| / max |reference| over the tensor (plain relative error
  * for losses). Tolerances: 1e-9 when the decoder runs in double (the two float64 computations
@@ -50,7 +53,9 @@ class LlamaGoldenTest {
     @ParameterizedTest(name = "{0} in {1}")
     @CsvSource({
         "gqa-f32, DOUBLE, 1e-9", "tied-bf16, DOUBLE, 1e-9", "sharded-f16, DOUBLE, 1e-9",
-        "gqa-f32, FLOAT, 1e-4", "tied-bf16, FLOAT, 1e-4", "sharded-f16, FLOAT, 1e-4"})
+        "llama3-rope, DOUBLE, 1e-9", "qwen2-bias, DOUBLE, 1e-9", "smollm2-shape, DOUBLE, 1e-9",
+        "gqa-f32, FLOAT, 1e-4", "tied-bf16, FLOAT, 1e-4", "sharded-f16, FLOAT, 1e-4",
+        "llama3-rope, FLOAT, 1e-4", "qwen2-bias, FLOAT, 1e-4", "smollm2-shape, FLOAT, 1e-4"})
     void logitsLossLoraGradientsAndAdamWStepsMatchPyTorch(String name, DataType dtype, double tolerance) throws Exception {
         Path dir = caseDir(name);
         LlamaDecoder decoder = LlamaCheckpoint.load(dir, dtype);
