@@ -101,13 +101,13 @@ public final class LlamaDecoder implements AdaptableModel {
 
     /**
      * Random weights for tests and benchmarks: projections N(0, 1/dIn), embeddings N(0, 0.25),
-     * norm weights near 1.
+     * norm weights near 1, biases N(0, 0.25).
      */
     public static Map<String, INDArray> randomWeights(LlamaConfig config, DataType dtype, long seed) {
         SplittableRandom random = new SplittableRandom(seed);
         Map<String, INDArray> w = new LinkedHashMap<>();
-        config.weightShapes().forEach((name, shape) -> w.put(name, shape.length == 1
-                ? Init.normal(random, dtype, 0.1, shape).addi(1.0)
+        config.weightShapes().forEach((name, shape) -> w.put(name, name.endsWith(".bias") ? Init.normal(random, dtype, 0.5, shape)
+                : shape.length == 1 ? Init.normal(random, dtype, 0.1, shape).addi(1.0)
                 : Init.normal(random, dtype, name.contains("embed_tokens") ? 0.5 : 1.0 / Math.sqrt(shape[1]), shape)));
         return w;
     }
