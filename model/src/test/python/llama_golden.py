@@ -28,11 +28,19 @@ and, for gqa-f32, adapter directories in moelora's layout and what PyTorch compu
                                    the adapter directory's files alone (saved_adapter_terms), not from the tensors drawn
 Cases: gqa-f32 (4 query heads over 2 key/value heads, untied lm_head, F32), tied-bf16 (tied
 embeddings, 4 key/value heads, BF16, rope_theta 500000, two EOS ids), sharded-f16 (1 key/value head,
-untied, F16, two shards with an index).
+untied, F16, two shards with an index), llama3-rope (Llama 3.1's rope_scaling: factor 8, low/high
+frequency factors 1/4, original_max_position_embeddings 64, head_dim 32, so of the 16 frequencies 2
+are kept, 3 interpolated and 11 slowed; reference.safetensors also holds rope.inv_freq (D/2)),
+qwen2-bias (Qwen2ForCausalLM: random q/k/v biases, tied embeddings, rope_theta 1e6, sliding_window
+given but use_sliding_window false), smollm2-shape (SmolLM2-135M's attention: hidden 576, 9 query heads
+over 3 key/value heads, head_dim 64, rope_theta 100000, tied, BF16; one layer, vocabulary 256 and an
+MLP of 96 instead of 1536 to keep the checkpoint near 2 MB).
 
 The reference runs in float64 on the stored values (rounded to F32/BF16/F16 first), following
-transformers' modeling_llama.py: LlamaRMSNorm, rotate_half RoPE with
-inv_freq = 1 / theta^(arange(0, D, 2) / D), repeat_kv for grouped-query attention, a causal mask
+transformers' modeling_llama.py and modeling_qwen2.py: LlamaRMSNorm, rotate_half RoPE with
+inv_freq = 1 / theta^(arange(0, D, 2) / D), rescaled for rope_type llama3 as
+modeling_rope_utils.py's _compute_llama3_parameters does, nn.Linear's bias where Qwen2Attention
+(q, k, v) or attention_bias / mlp_bias put one, repeat_kv for grouped-query attention, a causal mask
 combined with the key padding mask (finfo.min where hidden), softmax, SiLU-gated MLP. LoRA has PEFT
 semantics: y = x W^T + (alpha / r) (x A^T) B^T; Tied-LoRA y = x W^T + (alpha / r) v * ((u * x A^T) B^T); MoELoRA
 y = x W^T + sum over the top-k experts of g_k (alpha / r_e) (x A_k^T) B_k^T, g the softmax of x W_g^T renormalised over
