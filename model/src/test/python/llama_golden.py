@@ -28,11 +28,19 @@ and, for gqa-f32, adapter directories in moelora's layout and what PyTorch compu
                                    the adapter directory's files alone (saved_adapter_terms), not from the tensors drawn
 Cases: gqa-f32 (4 query heads over 2 key/value heads, untied lm_head, F32), tied-bf16 (tied
 embeddings, 4 key/value heads, BF16, rope_theta 500000, two EOS ids), sharded-f16 (1 key/value head,
-untied, F16, two shards with an index).
+untied, F16, two shards with an index), llama3-rope (Llama 3.1's rope_scaling: factor 8, low/high
+frequency factors 1/4, original_max_position_embeddings 64, head_dim 32, so of the 16 frequencies 2
+are kept, 3 interpolated and 11 slowed; reference.safetensors also holds rope.inv_freq (D/2)),
+qwen2-bias (Qwen2ForCausalLM: random q/k/v biases, tied embeddings, rope_theta 1e6, sliding_window
+given but use_sliding_window false), smollm2-shape (SmolLM2-135M's attention: hidden 576, 9 query heads
+over 3 key/value heads, head_dim 64, rope_theta 100000, tied, BF16; one layer, vocabulary 256 and an
+MLP of 96 instead of 1536 to keep the checkpoint near 2 MB).
 
 The reference runs in float64 on the stored values (rounded to F32/BF16/F16 first), following
-transformers' modeling_llama.py: LlamaRMSNorm, rotate_half RoPE with
-inv_freq = 1 / theta^(arange(0, D, 2) / D), repeat_kv for grouped-query attention, a causal mask
+transformers' modeling_llama.py and modeling_qwen2.py: LlamaRMSNorm, rotate_half RoPE with
+inv_freq = 1 / theta^(arange(0, D, 2) / D), rescaled for rope_type llama3 as
+modeling_rope_utils.py's _compute_llama3_parameters does, nn.Linear's bias where Qwen2Attention
+(q, k, v) or attention_bias / mlp_bias put one, repeat_kv for grouped-query attention, a causal mask
 combined with the key padding mask (finfo.min where hidden), softmax, SiLU-gated MLP. LoRA has PEFT
 semantics: y = x W^T + (alpha / r) (x A^T) B^T; Tied-LoRA y = x W^T + (alpha / r) v * ((u * x A^T) B^T); MoELoRA
 y = x W^T + sum over the top-k experts of g_k (alpha / r_e) (x A_k^T) B_k^T, g the softmax of x W_g^T renormalised over
@@ -76,6 +84,14 @@ def write_safetensors(path, tensors, metadata=None):
             f.write(raw)
 
 
+def biased_modules(c):
+    """The projections nn.Linear builds with bias=True: Qwen2Attention's q, k, v (modeling_qwen2.py); LlamaAttention's
+    q, k, v, o when attention_bias, LlamaMLP's gate, up, down when mlp_bias (modeling_llama.py)."""
+    if c["architectures"][0] == "Qwen2ForCausalLM":
+        return MODULES[:3]
+    return (MODULES[:4] if c.get("attention_bias") else []) + (MODULES[4:] if c.get("mlp_bias") else [])
+
+
 def weight_shapes(c):
     C, F_, V = c["hidden_size"], c["intermediate_size"], c["vocab_size"]
     D = C // c["num_attention_heads"]
@@ -88,19 +104,23 @@ def weight_shapes(c):
                        p + "self_attn.o_proj.weight": (C, HD), p + "post_attention_layernorm.weight": (C,),
                        p + "mlp.gate_proj.weight": (F_, C), p + "mlp.up_proj.weight": (F_, C),
                        p + "mlp.down_proj.weight": (C, F_)})
+        for m in biased_modules(c):
+            shapes[p + m + ".bias"] = (shapes[p + m + ".weight"][0],)
     shapes["model.norm.weight"] = (C,)
     if not c["tie_word_embeddings"]:
         shapes["lm_head.weight"] = (V, C)
     return shapes
 
 
-def random_weights(c, gen):
+def random_weights(c, gen, embed_std=0.5):
     w = {}
     for name, shape in weight_shapes(c).items():
-        if len(shape) == 1:
+        if name.endswith(".bias"):
+            w[name] = 0.5 * torch.randn(shape, generator=gen)
+        elif len(shape) == 1:
             w[name] = 1 + 0.1 * torch.randn(shape, generator=gen)
         elif "embed_tokens" in name:
-            w[name] = 0.5 * torch.randn(shape, generator=gen)
+            w[name] = embed_std * torch.randn(shape, generator=gen)
         else:
             w[name] = torch.randn(shape, generator=gen) / math.sqrt(shape[1])
     return w
@@ -121,6 +141,28 @@ def repeat_kv(x, n_rep):  # (B, KV, T, D) -> (B, KV * n_rep, T, D)
     return x if n_rep == 1 else x[:, :, None, :, :].expand(b, kv, n_rep, t, d).reshape(b, kv * n_rep, t, d)
 
 
+def inverse_frequencies(c, D):
+    """inv_freq = 1 / theta^(arange(0, D, 2) / D) (_compute_default_rope_parameters), rescaled for rope_type llama3 as
+    transformers' _compute_llama3_parameters (modeling_rope_utils.py) does. Returns it with each frequency's band
+    ("high": kept, "medium": interpolated, "low": divided by factor; all "plain" without scaling)."""
+    inv_freq = 1.0 / (c["rope_theta"] ** (torch.arange(0, D, 2, dtype=torch.int64).to(F64) / D))
+    scaling = c.get("rope_scaling")
+    if scaling is None or scaling.get("rope_type", scaling.get("type")) == "default":
+        return inv_freq, ["plain"] * len(inv_freq)
+    assert scaling["rope_type"] == "llama3", scaling
+    factor, low, high = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+    old_context_len = scaling["original_max_position_embeddings"]
+    low_freq_wavelen, high_freq_wavelen = old_context_len / low, old_context_len / high
+    wavelen = 2 * math.pi / inv_freq
+    inv_freq_llama = torch.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
+    smooth_factor = (old_context_len / wavelen - low) / (high - low)
+    smoothed_inv_freq = (1 - smooth_factor) * inv_freq_llama / factor + smooth_factor * inv_freq_llama
+    is_medium_freq = ~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
+    inv_freq_llama = torch.where(is_medium_freq, smoothed_inv_freq, inv_freq_llama)
+    bands = ["medium" if m else "low" if w > low_freq_wavelen else "high" for m, w in zip(is_medium_freq, wavelen)]
+    return inv_freq_llama, bands
+
+
 def lora_term(a, b, scale=ALPHA / RANK):
     """PEFT's LoRA: what the adapter adds to x W^T."""
     return lambda x: scale * (x @ a.T) @ b.T
@@ -135,11 +177,13 @@ def forward(c, w, adapters, ids, attention_mask):
 
     def linear(x, module):
         y = x @ w[module + ".weight"].T
+        if module + ".bias" in w:
+            y = y + w[module + ".bias"]
         if module in adapters:
             y = y + adapters[module](x)
         return y
 
-    inv_freq = 1.0 / (c["rope_theta"] ** (torch.arange(0, D, 2, dtype=torch.int64).to(F64) / D))
+    inv_freq, _ = inverse_frequencies(c, D)
     freqs = torch.outer(torch.arange(T, dtype=F64), inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos(), emb.sin()
@@ -171,7 +215,7 @@ def next_token_loss(logits, ids, loss_mask):
     return F.cross_entropy(logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1), ignore_index=-100)
 
 
-def make_case(name, config, dtype, seed, shards=1):
+def make_case(name, config, dtype, seed, shards=1, embed_std=0.5):
     gen = torch.Generator().manual_seed(seed)
     out = os.path.join(OUT, name)
     os.makedirs(os.path.join(out, "lora"), exist_ok=True)
@@ -183,7 +227,7 @@ def make_case(name, config, dtype, seed, shards=1):
         json.dump(c, f, indent=2)
         f.write("\n")
 
-    stored = {k: v.to(dtype) for k, v in random_weights(c, gen).items()}
+    stored = {k: v.to(dtype) for k, v in random_weights(c, gen, embed_std).items()}
     if shards == 1:
         write_safetensors(os.path.join(out, "model.safetensors"), stored, {"format": "pt"})
     else:
@@ -242,6 +286,11 @@ def make_case(name, config, dtype, seed, shards=1):
         step_loss.backward()
         losses.append(step_loss.item())
     ref["adamw_losses"] = torch.tensor(losses, dtype=F64)
+    if c.get("rope_scaling") is not None:
+        inv_freq, bands = inverse_frequencies(c, c["hidden_size"] // c["num_attention_heads"])
+        ref["rope.inv_freq"] = inv_freq
+        print(f"{name}: RoPE bands {bands}")
+        assert {"high", "medium", "low"} <= set(bands), "the case must put frequencies in all three bands"
     write_safetensors(os.path.join(out, "reference.safetensors"), ref, {"source": "llama_golden.py"})
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
     print(f"{name}: loss {loss.item():.6f}, after AdamW steps {[round(l, 6) for l in losses]}, {size} bytes")
@@ -256,6 +305,27 @@ def config(kv_heads, tied, theta, eps, eos, torch_dtype, **extra):
          "attention_bias": False, "attention_dropout": 0.0, "initializer_range": 0.02, "pretraining_tp": 1,
          "use_cache": True, "torch_dtype": torch_dtype}
     c.update(extra)
+    return c
+
+
+def qwen2_config(**extra):
+    """Qwen2ForCausalLM as Qwen2.5's config.json has it: sliding_window given but off (use_sliding_window false)."""
+    c = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 32, "intermediate_size": 40,
+         "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 48,
+         "max_position_embeddings": 128, "max_window_layers": 1, "use_sliding_window": False, "sliding_window": 4,
+         "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "rope_scaling": None, "hidden_act": "silu",
+         "tie_word_embeddings": True, "bos_token_id": 1, "eos_token_id": 2, "attention_dropout": 0.0,
+         "initializer_range": 0.02, "use_cache": True, "torch_dtype": "float32"}
+    c.update(extra)
+    return c
+
+
+def smollm2_config():
+    """SmolLM2-135M's attention at full size (hidden 576, 9 query heads over 3 key/value heads, head_dim 64,
+    rope_theta 100000, rms_norm_eps 1e-5, tied embeddings), but one layer, a vocabulary of 256 and an MLP of 96
+    (SmolLM2's is 1536) to keep the committed checkpoint near 2 MB."""
+    c = config(3, True, 100000.0, 1e-5, 0, "bfloat16", hidden_size=576, intermediate_size=96, num_hidden_layers=1,
+               num_attention_heads=9, vocab_size=256, max_position_embeddings=8192, bos_token_id=0, head_dim=64)
     return c
 
 
@@ -397,5 +467,11 @@ if __name__ == "__main__":
     total = make_case("gqa-f32", config(2, False, 10000.0, 1e-6, 2, "float32"), torch.float32, 1)
     total += make_case("tied-bf16", config(4, True, 500000.0, 1e-5, [2, 3], "bfloat16", head_dim=8), torch.bfloat16, 2)
     total += make_case("sharded-f16", config(1, False, 10000.0, 1e-5, 2, "float16"), torch.float16, 3, shards=2)
+    llama3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+              "original_max_position_embeddings": 64}
+    total += make_case("llama3-rope", config(1, False, 10000.0, 1e-5, [2, 3], "float32", hidden_size=64, num_attention_heads=2,
+                                             max_position_embeddings=128, rope_scaling=llama3), torch.float32, 4)
+    total += make_case("qwen2-bias", qwen2_config(), torch.float32, 5)
+    total += make_case("smollm2-shape", smollm2_config(), torch.bfloat16, 6, embed_std=0.1)
     make_adapter_cases("gqa-f32", 101)
     print(f"total {total} bytes of checkpoints")

@@ -7,11 +7,10 @@ import dev.moelora.model.tokenizer.BpeTokenizer;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Locale;
 import org.nd4j.linalg.api.buffer.DataType;
 
 /**
- * A LLaMA-family checkpoint directory as the command line and run configs name it: Hugging Face's
+ * A LLaMA-family checkpoint directory (LlamaForCausalLM or Qwen2ForCausalLM) as the command line and run configs name it: Hugging Face's
  * {@code config.json}, safetensors weights and {@code tokenizer.json}. Loads in float32; never
  * writes to the directory.
  */
@@ -38,9 +37,11 @@ public final class DecoderCheckpoint {
         return BpeTokenizer.fromJson(file);
     }
 
-    /** One line for a run header, e.g. "models/tiny (LLaMA, 2 layers, hidden 32, 4/2 heads, vocabulary 48)". */
+    /**
+     * One line for a run header, e.g. "models/tiny (LlamaForCausalLM, 2 layers, hidden 32, 4/2 heads,
+     * vocabulary 48, 64 positions)" or "models/qwen (Qwen2ForCausalLM, ..., q/k/v biases, tied embeddings)".
+     */
     public static String describe(Path dir, LlamaConfig c) {
-        return String.format(Locale.ROOT, "%s (LLaMA, %d layers, hidden %d, %d/%d heads, vocabulary %d, %d positions)",
-                dir, c.layers(), c.hidden(), c.heads(), c.kvHeads(), c.vocabSize(), c.maxPositions());
+        return dir + " (" + c.describe() + ")";
     }
 }

@@ -111,10 +111,10 @@ class AdapterCommandsTest {
     /**
      * Every weight file of the base is written again with the same tensors, shapes, dtypes and
      * metadata; projections are W + s B A computed here from the files and rounded once to the
-     * stored dtype; everything else is bit-identical.
+     * stored dtype; everything else (norms, embeddings, the biases of qwen2-bias) is bit-identical.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"tied-bf16", "sharded-f16", "gqa-f32"})
+    @ValueSource(strings = {"tied-bf16", "sharded-f16", "gqa-f32", "qwen2-bias", "llama3-rope"})
     void mergeRewritesEveryWeightFileWithTheFoldedProjectionsInTheBaseDtype(String name) throws Exception {
         Path model = checkpoint(name), merged = dir.resolve(name + "-merged"), adapter = LLAMA.resolve(name).resolve("lora");
         DecoderCommandsTest.Run m = moelora("merge", "--model", model.toString(), "--adapter", adapter.toString(), "--out", merged.toString());

@@ -18,7 +18,7 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
- * Loads a Hugging Face LLaMA checkpoint directory: {@code config.json} plus either
+ * Loads a Hugging Face LLaMA-family checkpoint directory: {@code config.json} plus either
  * {@code model.safetensors} or shards listed by {@code model.safetensors.index.json}
  * ({@code weight_map}: tensor name to shard file). F32, F16, BF16 and F64 tensors become FLOAT
  * or DOUBLE, as the caller asks.
@@ -26,8 +26,8 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * <p>Everything is checked from the headers before any tensor data is read: every tensor the
  * config implies is present once with its shape, and nothing else is there. An unexpected tensor
  * is an error, not a warning, because it means the checkpoint is not the architecture the config
- * claims (a bias, a tied lm_head stored anyway, another model's layers) and running it without that
- * tensor would silently compute something else. The one exception is
+ * claims (a bias the architecture does not have, a tied lm_head stored anyway, another model's
+ * layers) and running it without that tensor would silently compute something else. The one exception is
  * {@code *.rotary_emb.inv_freq}, a buffer older exports saved that this decoder recomputes from
  * rope_theta; it is skipped. Every error names the directory or file, the tensor, and what was
  * expected. This class never writes to the directory.
@@ -59,9 +59,8 @@ public final class LlamaCheckpoint {
             for (Map.Entry<String, Path> e : files.entrySet()) {
                 String name = e.getKey();
                 if (!shapes.containsKey(name) && !name.endsWith(".rotary_emb.inv_freq")) {
-                    throw new IOException(e.getValue() + ": unexpected tensor '" + name + "': " + LlamaConfig.ARCHITECTURE + " as "
-                            + dir.resolve(CONFIG) + " describes it has no such tensor"
-                            + (name.equals("lm_head.weight") ? " (tie_word_embeddings is true)" : ""));
+                    throw new IOException(e.getValue() + ": unexpected tensor '" + name + "': " + config.architecture() + " as "
+                            + dir.resolve(CONFIG) + " describes it has no such tensor" + unexpectedWhy(config, name));
                 }
             }
             for (Map.Entry<String, long[]> e : shapes.entrySet()) {
@@ -69,7 +68,8 @@ public final class LlamaCheckpoint {
                 Path file = files.get(name);
                 if (file == null) {
                     throw new IOException(dir + ": missing tensor '" + name + "' " + Arrays.toString(e.getValue())
-                            + (name.equals("lm_head.weight") ? " (tie_word_embeddings is false, so lm_head has its own weights)" : ""));
+                            + (name.equals("lm_head.weight") ? " (tie_word_embeddings is false, so lm_head has its own weights)" : "")
+                            + (name.endsWith(".bias") ? " (" + config.architecture() + " as " + dir.resolve(CONFIG) + " describes it adds a bias there)" : ""));
                 }
                 long[] shape = open.get(file).info(name).shape();
                 if (!Arrays.equals(shape, e.getValue())) {
@@ -86,6 +86,14 @@ public final class LlamaCheckpoint {
         } finally {
             for (SafetensorsFile f : open.values()) f.close();
         }
+    }
+
+    /** Why the config implies no such tensor, for the names a reader might expect to be there. */
+    private static String unexpectedWhy(LlamaConfig config, String name) {
+        if (name.equals("lm_head.weight")) return " (tie_word_embeddings is true)";
+        if (!name.endsWith(".bias")) return "";
+        if (config.architecture().equals(LlamaConfig.QWEN2)) return " (Qwen2 has biases on q_proj, k_proj and v_proj only)";
+        return name.contains(".mlp.") ? " (mlp_bias is false)" : " (attention_bias is false)";
     }
 
     /** Every tensor the index lists is in its shard, and every tensor of a shard is listed there. */

@@ -11,15 +11,20 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 
 /**
- * Shape of a LLaMA-family decoder, read from a Hugging Face {@code config.json}
- * ({@code LlamaForCausalLM}). Only what this decoder computes is accepted: SiLU MLP, plain RoPE,
- * no biases, head dimension C / H. Anything else (rope_scaling, attention_bias, another
- * architecture) is refused with an error naming the file and the field, never silently run as
- * something it is not.
+ * Shape of a LLaMA-family decoder, read from a Hugging Face {@code config.json}:
+ * {@code LlamaForCausalLM} (Llama 1-3.x, TinyLlama, SmolLM2, ...) or {@code Qwen2ForCausalLM}
+ * (Qwen2, Qwen2.5), which is the same decoder with biases on q_proj, k_proj and v_proj. Only what
+ * this decoder computes is accepted: SiLU MLP, RoPE plain or rescaled as Llama 3.1 does
+ * (rope_type "llama3"), full causal attention, head dimension C / H. Anything else (another
+ * rope_type, sliding-window attention, another architecture) is refused with an error naming the
+ * file and the field, never silently run as something it is not.
  *
  * @param vocabSize         V
  * @param hidden            C
@@ -33,12 +38,29 @@ import java.util.Map;
  * @param maxPositions      longest sequence the model was trained for
  * @param bosTokenId        beginning-of-sequence id, -1 when the config names none
  * @param eosTokenIds       end-of-sequence ids (one or several, possibly none)
+ * @param architecture      {@link #LLAMA} or {@link #QWEN2}, as the checkpoint names itself
+ * @param ropeScaling       Llama 3.1's rescaled frequencies, or null for plain RoPE
+ * @param biased            the projections ({@link #PROJECTIONS}) that add a bias: q, k, v for Qwen2;
+ *                          those attention_bias and mlp_bias switch on for Llama; none by default
  */
 public record LlamaConfig(int vocabSize, int hidden, int intermediate, int layers, int heads, int kvHeads,
                           double rmsNormEps, double ropeTheta, boolean tieWordEmbeddings, int maxPositions,
-                          int bosTokenId, List<Integer> eosTokenIds) {
-    public static final String ARCHITECTURE = "LlamaForCausalLM";
+                          int bosTokenId, List<Integer> eosTokenIds, String architecture, Rope.Llama3Scaling ropeScaling,
+                          Set<String> biased) {
+    public static final String LLAMA = "LlamaForCausalLM", QWEN2 = "Qwen2ForCausalLM";
+    /** The linear layers of a block, Hugging Face's names, in forward order. */
+    public static final List<String> PROJECTIONS = List.of("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+            "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj");
+    private static final Set<String> QKV = Set.of("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj");
+    private static final Map<String, String> MODEL_TYPES = Map.of("llama", LLAMA, "qwen2", QWEN2);
     private static final ObjectMapper JSON = JsonMapper.builder().enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
+
+    /** A plain LLaMA: no biases, plain RoPE. */
+    public LlamaConfig(int vocabSize, int hidden, int intermediate, int layers, int heads, int kvHeads, double rmsNormEps, double ropeTheta,
+                       boolean tieWordEmbeddings, int maxPositions, int bosTokenId, List<Integer> eosTokenIds) {
+        this(vocabSize, hidden, intermediate, layers, heads, kvHeads, rmsNormEps, ropeTheta, tieWordEmbeddings, maxPositions, bosTokenId,
+                eosTokenIds, LLAMA, null, Set.of());
+    }
 
     public LlamaConfig {
         for (int n : new int[] {vocabSize, hidden, intermediate, layers, heads, kvHeads, maxPositions}) {
@@ -50,6 +72,9 @@ public record LlamaConfig(int vocabSize, int hidden, int intermediate, int layer
         if (!(rmsNormEps > 0)) throw new IllegalArgumentException("rms_norm_eps must be > 0, got " + rmsNormEps);
         if (!(ropeTheta > 0)) throw new IllegalArgumentException("rope_theta must be > 0, got " + ropeTheta);
         eosTokenIds = List.copyOf(eosTokenIds);
+        if (!MODEL_TYPES.containsValue(architecture)) throw new IllegalArgumentException("architecture must be one of " + MODEL_TYPES.values() + ", got " + architecture);
+        if (!PROJECTIONS.containsAll(biased)) throw new IllegalArgumentException("biased projections " + biased + " are not all among " + PROJECTIONS);
+        biased = Set.copyOf(biased);
     }
 
     private static String describe(int v, int c, int f, int l, int h, int kv) {
@@ -62,8 +87,32 @@ public record LlamaConfig(int vocabSize, int hidden, int intermediate, int layer
     }
 
     /**
+     * One line for a run header: the architecture and what sets it apart, e.g.
+     * "Qwen2ForCausalLM, 24 layers, hidden 896, 14/2 heads, vocabulary 151936, 32768 positions,
+     * q/k/v biases, tied embeddings".
+     */
+    public String describe() {
+        StringBuilder s = new StringBuilder(String.format(Locale.ROOT, "%s, %d layers, hidden %d, %d/%d heads, vocabulary %d, %d positions",
+                architecture, layers, hidden, heads, kvHeads, vocabSize, maxPositions));
+        if (!biased.isEmpty()) {
+            s.append(", ").append(String.join("/", PROJECTIONS.stream().filter(biased::contains)
+                    .map(m -> m.substring(m.indexOf('.') + 1).replace("_proj", "")).toList())).append(" biases");
+        }
+        if (ropeScaling != null) {
+            s.append(String.format(Locale.ROOT, ", llama3 RoPE scaling x%s from %d positions", trim(ropeScaling.factor()), ropeScaling.originalMaxPositions()));
+        }
+        if (tieWordEmbeddings) s.append(", tied embeddings");
+        return s.toString();
+    }
+
+    private static String trim(double v) {
+        return v == Math.rint(v) ? String.valueOf((long) v) : String.valueOf(v);
+    }
+
+    /**
      * Every tensor a checkpoint of this shape holds, Hugging Face names and (out, in) layouts, in
-     * forward order. {@code lm_head.weight} only when the embeddings are not tied.
+     * forward order: each projection's weight, then its bias (out) when it has one.
+     * {@code lm_head.weight} only when the embeddings are not tied.
      */
     public Map<String, long[]> weightShapes() {
         long C = hidden, F = intermediate, V = vocabSize, HD = (long) heads * headDim(), KVD = (long) kvHeads * headDim();
@@ -72,14 +121,18 @@ public record LlamaConfig(int vocabSize, int hidden, int intermediate, int layer
         for (int l = 0; l < layers; l++) {
             String p = "model.layers." + l + ".";
             shapes.put(p + "input_layernorm.weight", new long[] {C});
-            shapes.put(p + "self_attn.q_proj.weight", new long[] {HD, C});
-            shapes.put(p + "self_attn.k_proj.weight", new long[] {KVD, C});
-            shapes.put(p + "self_attn.v_proj.weight", new long[] {KVD, C});
-            shapes.put(p + "self_attn.o_proj.weight", new long[] {C, HD});
-            shapes.put(p + "post_attention_layernorm.weight", new long[] {C});
-            shapes.put(p + "mlp.gate_proj.weight", new long[] {F, C});
-            shapes.put(p + "mlp.up_proj.weight", new long[] {F, C});
-            shapes.put(p + "mlp.down_proj.weight", new long[] {C, F});
+            for (String m : PROJECTIONS) {
+                long[] outIn = switch (m) {
+                    case "self_attn.q_proj" -> new long[] {HD, C};
+                    case "self_attn.k_proj", "self_attn.v_proj" -> new long[] {KVD, C};
+                    case "self_attn.o_proj" -> new long[] {C, HD};
+                    case "mlp.down_proj" -> new long[] {C, F};
+                    default -> new long[] {F, C};
+                };
+                if (m.equals("mlp.gate_proj")) shapes.put(p + "post_attention_layernorm.weight", new long[] {C});
+                shapes.put(p + m + ".weight", outIn);
+                if (biased.contains(m)) shapes.put(p + m + ".bias", new long[] {outIn[0]});
+            }
         }
         shapes.put("model.norm.weight", new long[] {C});
         if (!tieWordEmbeddings) shapes.put("lm_head.weight", new long[] {V, C});
@@ -89,9 +142,13 @@ public record LlamaConfig(int vocabSize, int hidden, int intermediate, int layer
     /**
      * Reads a Hugging Face {@code config.json}. Required: hidden_size, intermediate_size,
      * num_hidden_layers, num_attention_heads, vocab_size, rms_norm_eps, max_position_embeddings,
-     * and architectures naming LlamaForCausalLM (or, without architectures, model_type "llama").
-     * Defaults as Hugging Face's LlamaConfig: num_key_value_heads = num_attention_heads,
-     * rope_theta 10000, tie_word_embeddings false, hidden_act "silu".
+     * and architectures naming LlamaForCausalLM or Qwen2ForCausalLM (or, without architectures,
+     * model_type "llama" or "qwen2"); for Qwen2 also num_key_value_heads (Qwen2Config's default is
+     * 32, not num_attention_heads). Defaults as Hugging Face's configs: num_key_value_heads =
+     * num_attention_heads (Llama), rope_theta 10000, tie_word_embeddings false, hidden_act "silu",
+     * attention_bias and mlp_bias false (Llama), use_sliding_window false (Qwen2; sliding_window is
+     * then ignored, as transformers ignores it). RoPE is read from rope_scaling, or from
+     * rope_parameters as transformers 5 saves it (rope_theta inside).
      *
      * @throws IOException naming the file and the field for a missing file, bad JSON, a missing or
      *     ill-typed field, or a feature this decoder does not implement
@@ -106,27 +163,29 @@ public record LlamaConfig(int vocabSize, int hidden, int intermediate, int layer
             throw new IOException(file + ": not valid JSON: " + e.getOriginalMessage(), e);
         }
         if (root == null || !root.isObject()) throw new IOException(file + ": expected a JSON object, found " + brief(root));
-        Fields f = new Fields(file, root);
+        Fields f = new Fields(file, root, "");
 
-        JsonNode architectures = root.get("architectures");
-        if (architectures != null && !architectures.isNull()) {
-            if (!architectures.isArray() || architectures.size() == 0 || !architectures.get(0).isTextual()) {
-                throw f.error("architectures", "expected a list of class names, found " + brief(architectures));
-            }
-            if (!ARCHITECTURE.equals(architectures.get(0).textValue())) {
-                throw f.error("architectures", "this decoder implements " + ARCHITECTURE + ", not " + brief(architectures));
-            }
-        } else if (!"llama".equals(f.text("model_type", null))) {
-            throw f.error("architectures", "missing, and model_type is not \"llama\"");
-        }
+        String architecture = architecture(f, root);
         String act = f.text("hidden_act", "silu");
         if (!act.equals("silu")) throw f.error("hidden_act", "only \"silu\" (SwiGLU) is implemented, found \"" + act + "\"");
-        JsonNode scaling = root.get("rope_scaling");
-        if (scaling != null && !scaling.isNull()) {
-            throw f.error("rope_scaling", "only plain RoPE (rope_scaling null) is implemented, found " + brief(scaling));
+        Set<String> biased = new LinkedHashSet<>();
+        if (architecture.equals(QWEN2)) {
+            biased.addAll(QKV);
+            if (f.bool("use_sliding_window", false)) {
+                throw f.error("use_sliding_window", "sliding-window attention is not implemented (full causal attention only); expected false");
+            }
+        } else {
+            if (f.bool("attention_bias", false)) biased.addAll(PROJECTIONS.subList(0, 4));
+            if (f.bool("mlp_bias", false)) biased.addAll(PROJECTIONS.subList(4, 7));
         }
-        for (String bias : new String[] {"attention_bias", "mlp_bias"}) {
-            if (f.bool(bias, false)) throw f.error(bias, "biases in the projections are not implemented");
+        JsonNode layerTypes = root.get("layer_types");
+        if (layerTypes != null && !layerTypes.isNull()) {
+            if (!layerTypes.isArray()) throw f.error("layer_types", "expected a list, found " + brief(layerTypes));
+            for (JsonNode t : layerTypes) {
+                if (!"full_attention".equals(t.textValue())) {
+                    throw f.error("layer_types", "only \"full_attention\" layers are implemented, found " + brief(t));
+                }
+            }
         }
         int hidden = f.integer("hidden_size", null);
         int heads = f.integer("num_attention_heads", null);
@@ -135,20 +194,87 @@ public record LlamaConfig(int vocabSize, int hidden, int intermediate, int layer
             throw f.error("head_dim", "only hidden_size / num_attention_heads = " + (heads > 0 ? hidden / heads : "?")
                     + " is implemented, found " + brief(headDim));
         }
+        Rope.Llama3Scaling scaling = ropeScaling(f, root);
         try {
             return new LlamaConfig(f.integer("vocab_size", null), hidden, f.integer("intermediate_size", null),
-                    f.integer("num_hidden_layers", null), heads, f.integer("num_key_value_heads", heads),
-                    f.number("rms_norm_eps", null), f.number("rope_theta", 10000.0), f.bool("tie_word_embeddings", false),
-                    f.integer("max_position_embeddings", null), f.integer("bos_token_id", -1), f.ids("eos_token_id"));
+                    f.integer("num_hidden_layers", null), heads, f.integer("num_key_value_heads", architecture.equals(QWEN2) ? null : heads),
+                    f.number("rms_norm_eps", null), ropeTheta(f, root), f.bool("tie_word_embeddings", false),
+                    f.integer("max_position_embeddings", null), f.integer("bos_token_id", -1), f.ids("eos_token_id"),
+                    architecture, scaling, biased);
         } catch (IllegalArgumentException e) {
             throw new IOException(file + ": " + e.getMessage(), e);
         }
     }
 
+    private static String architecture(Fields f, JsonNode root) throws IOException {
+        JsonNode architectures = root.get("architectures");
+        if (architectures != null && !architectures.isNull()) {
+            if (!architectures.isArray() || architectures.size() == 0 || !architectures.get(0).isTextual()) {
+                throw f.error("architectures", "expected a list of class names, found " + brief(architectures));
+            }
+            String name = architectures.get(0).textValue();
+            if (!MODEL_TYPES.containsValue(name)) {
+                throw f.error("architectures", "this decoder implements " + LLAMA + " and " + QWEN2 + ", not " + brief(architectures));
+            }
+            return name;
+        }
+        String type = f.text("model_type", null);
+        if (!MODEL_TYPES.containsKey(type)) throw f.error("architectures", "missing, and model_type is not \"llama\" or \"qwen2\"");
+        return MODEL_TYPES.get(type);
+    }
+
+    /**
+     * The RoPE parameters: rope_parameters (transformers 5) or rope_scaling, whichever the file has;
+     * both is refused, since which one transformers would use depends on its version.
+     */
+    private static Fields ropeFields(Fields f, JsonNode root) throws IOException {
+        JsonNode parameters = root.get("rope_parameters"), scaling = root.get("rope_scaling");
+        boolean hasParameters = parameters != null && !parameters.isNull(), hasScaling = scaling != null && !scaling.isNull();
+        if (hasParameters && hasScaling) throw f.error("rope_scaling", "given together with rope_parameters; expected one of them");
+        if (!hasParameters && !hasScaling) return null;
+        String field = hasParameters ? "rope_parameters" : "rope_scaling";
+        JsonNode rope = hasParameters ? parameters : scaling;
+        if (!rope.isObject()) throw f.error(field, "expected an object, found " + brief(rope));
+        for (String layerType : new String[] {"full_attention", "sliding_attention"}) {
+            if (rope.has(layerType)) throw f.error(field, "RoPE parameters per layer type are not implemented, found " + brief(rope));
+        }
+        return new Fields(f.file(), rope, field + ".");
+    }
+
+    /** Null for plain RoPE (rope_type "default", or no RoPE parameters at all). */
+    private static Rope.Llama3Scaling ropeScaling(Fields f, JsonNode root) throws IOException {
+        Fields rope = ropeFields(f, root);
+        if (rope == null) return null;
+        String type = rope.text("rope_type", rope.text("type", null));
+        if (type == null) throw rope.error("rope_type", "missing (and no legacy 'type'); expected \"default\" or \"llama3\"");
+        double partial = rope.number("partial_rotary_factor", 1.0);
+        if (partial != 1.0) throw rope.error("partial_rotary_factor", "only 1 (RoPE on the whole head) is implemented, found " + partial);
+        if (type.equals("default")) return null;
+        if (!type.equals("llama3")) {
+            throw rope.error("rope_type", "\"" + type + "\" is not implemented; expected \"default\" (plain RoPE) or \"llama3\" (Llama 3.1's scaling)");
+        }
+        try {
+            return new Rope.Llama3Scaling(rope.number("factor", null), rope.number("low_freq_factor", null), rope.number("high_freq_factor", null),
+                    rope.integer("original_max_position_embeddings", null));
+        } catch (IllegalArgumentException e) {
+            throw new IOException(f.file() + ": field '" + rope.prefix().substring(0, rope.prefix().length() - 1) + "': " + e.getMessage(), e);
+        }
+    }
+
+    /** rope_theta at the top level or inside rope_parameters (not both, unless equal); 10000 when neither. */
+    private static double ropeTheta(Fields f, JsonNode root) throws IOException {
+        Fields rope = ropeFields(f, root);
+        Double inside = rope == null ? null : rope.numberOrNull("rope_theta"), top = f.numberOrNull("rope_theta");
+        if (inside != null && top != null && !inside.equals(top)) {
+            throw f.error("rope_theta", top + " disagrees with " + rope.prefix() + "rope_theta " + inside);
+        }
+        return inside != null ? inside : top != null ? top : 10000.0;
+    }
+
     /** Typed access to the fields of one config file; every failure names the file and the field. */
-    private record Fields(Path file, JsonNode root) {
+    private record Fields(Path file, JsonNode root, String prefix) {
         IOException error(String field, String problem) {
-            return new IOException(file + ": field '" + field + "': " + problem);
+            return new IOException(file + ": field '" + prefix + field + "': " + problem);
         }
 
         /** The field, or null when it is absent or JSON null and has a default; an error when required. */
@@ -170,6 +296,11 @@ public record LlamaConfig(int vocabSize, int hidden, int intermediate, int layer
             if (v == null) return fallback;
             if (!v.isNumber()) throw error(field, "expected a number, found " + brief(v));
             return v.doubleValue();
+        }
+
+        /** The number, or null when the field is absent or JSON null. */
+        Double numberOrNull(String field) throws IOException {
+            return root.get(field) == null || root.get(field).isNull() ? null : number(field, null);
         }
 
         boolean bool(String field, boolean fallback) throws IOException {

@@ -19,12 +19,13 @@ import org.nd4j.linalg.indexing.INDArrayIndex;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /**
- * A LLaMA-family decoder ({@code LlamaForCausalLM}): token embeddings, then L pre-norm blocks
+ * A LLaMA-family decoder ({@code LlamaForCausalLM}, {@code Qwen2ForCausalLM}): token embeddings, then L pre-norm blocks
  * (RMSNorm, grouped-query causal attention with RoPE, residual; RMSNorm, SwiGLU MLP, residual),
  * a final RMSNorm and the LM head (tied to the embeddings or not). Forward gives next-token
  * logits; backward takes dL/dlogits down through every block so that adapters decorating the
  * projections accumulate their gradients. The base weights and embeddings are frozen: nothing
- * here ever writes a weight, and no gradient is computed for one.
+ * here ever writes a weight, and no gradient is computed for one (nor for a projection's bias,
+ * which is part of the frozen base: an adapter adds its term to {@code x W^T + b}).
  *
  * <p>Training activations live in buffers sized once by {@link #reserve} and reused by every
  * step. Generation runs the same blocks against a {@link KvCache}, which holds its own
@@ -35,9 +36,7 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
 public final class LlamaDecoder implements AdaptableModel {
     /** Positions of a block's projections in {@link #linears}. */
     private static final int Q = 0, K = 1, V = 2, O = 3, GATE = 4, UP = 5, DOWN = 6;
-    private static final String[] MODULES = {
-        "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-        "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+    private static final String[] MODULES = LlamaConfig.PROJECTIONS.toArray(String[]::new);
 
     private final LlamaConfig config;
     private final DataType dtype;
@@ -77,7 +76,11 @@ public final class LlamaDecoder implements AdaptableModel {
             String p = "model.layers." + l + ".";
             inputNorm[l] = w.get(p + "input_layernorm.weight").reshape(1, C);
             postNorm[l] = w.get(p + "post_attention_layernorm.weight").reshape(1, C);
-            for (int m = 0; m < MODULES.length; m++) linears[l][m] = new FrozenLinear(p + MODULES[m], w.get(p + MODULES[m] + ".weight"));
+            for (int m = 0; m < MODULES.length; m++) {
+                String name = p + MODULES[m];
+                INDArray bias = w.get(name + ".bias");
+                linears[l][m] = bias == null ? new FrozenLinear(name, w.get(name + ".weight")) : new FrozenLinear(name, w.get(name + ".weight"), bias);
+            }
         }
         this.rmsNorm = new RmsNorm(C, config.rmsNormEps(), dtype);
     }
@@ -98,13 +101,13 @@ public final class LlamaDecoder implements AdaptableModel {
 
     /**
      * Random weights for tests and benchmarks: projections N(0, 1/dIn), embeddings N(0, 0.25),
-     * norm weights near 1.
+     * norm weights near 1, biases N(0, 0.25).
      */
     public static Map<String, INDArray> randomWeights(LlamaConfig config, DataType dtype, long seed) {
         SplittableRandom random = new SplittableRandom(seed);
         Map<String, INDArray> w = new LinkedHashMap<>();
-        config.weightShapes().forEach((name, shape) -> w.put(name, shape.length == 1
-                ? Init.normal(random, dtype, 0.1, shape).addi(1.0)
+        config.weightShapes().forEach((name, shape) -> w.put(name, name.endsWith(".bias") ? Init.normal(random, dtype, 0.5, shape)
+                : shape.length == 1 ? Init.normal(random, dtype, 0.1, shape).addi(1.0)
                 : Init.normal(random, dtype, name.contains("embed_tokens") ? 0.5 : 1.0 / Math.sqrt(shape[1]), shape)));
         return w;
     }
@@ -613,7 +616,7 @@ public final class LlamaDecoder implements AdaptableModel {
             bias = new Slab("bias", dt, n * maxT);
             logits = new Slab("logits", dt, (long) logitRows * config.vocabSize());
             causal = CausalAttention.causalTable(maxT, dt);
-            rope = new Rope(config.headDim(), config.ropeTheta(), maxKeys, dt);
+            rope = new Rope(config.headDim(), config.ropeTheta(), config.ropeScaling(), maxKeys, dt);
         }
     }
 

@@ -9,8 +9,8 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /**
  * Rotary position embedding in Hugging Face's {@code rotate_half} layout, forward and backward side
- * by side. For a head vector x of width D at position p, with inv_freq[i] = theta^(-2i/D) and
- * angle a_i = p * inv_freq[i] (i < D/2):
+ * by side. For a head vector x of width D at position p, with inv_freq[i] = theta^(-2i/D) (rescaled
+ * by {@link Llama3Scaling} when the config asks for it) and angle a_i = p * inv_freq[i] (i < D/2):
  * {@code y[i] = x[i] cos a_i - x[i + D/2] sin a_i}, {@code y[i + D/2] = x[i + D/2] cos a_i + x[i] sin a_i}.
  * Backward is the rotation by -a. Angles are computed in double (Hugging Face computes them in
  * float32, which differs by ~1e-7 relative at long positions).
@@ -22,13 +22,58 @@ public final class Rope {
     private final INDArray cos; // (P, D): cos a_(i mod D/2)
     private final INDArray sin; // (P, D): -sin a_i in the first half, +sin a_i in the second (rotate_half's sign)
 
+    /**
+     * Llama 3.1's rescaled RoPE ({@code rope_scaling} of rope_type "llama3"), as transformers'
+     * {@code _compute_llama3_parameters} (modeling_rope_utils.py) computes it: with wavelength
+     * w = 2 pi / inv_freq, long waves (w > originalMax / lowFreqFactor) are slowed by factor, short
+     * ones (w < originalMax / highFreqFactor) are kept, and those between are interpolated,
+     * {@code (1 - s) inv_freq / factor + s inv_freq} with {@code s = (originalMax / w - low) / (high - low)}.
+     * No attention scaling (transformers' attention_factor is 1 for this type).
+     */
+    public record Llama3Scaling(double factor, double lowFreqFactor, double highFreqFactor, int originalMaxPositions) {
+        public Llama3Scaling {
+            if (!(factor > 0)) throw new IllegalArgumentException("factor must be > 0, got " + factor);
+            if (!(lowFreqFactor > 0)) throw new IllegalArgumentException("low_freq_factor must be > 0, got " + lowFreqFactor);
+            if (!(highFreqFactor > lowFreqFactor)) {
+                throw new IllegalArgumentException("high_freq_factor must be > low_freq_factor " + lowFreqFactor + ", got " + highFreqFactor);
+            }
+            if (originalMaxPositions < 1) throw new IllegalArgumentException("original_max_position_embeddings must be >= 1, got " + originalMaxPositions);
+        }
+
+        double rescale(double invFreq) {
+            double wavelen = 2 * Math.PI / invFreq;
+            double lowFreqWavelen = originalMaxPositions / lowFreqFactor, highFreqWavelen = originalMaxPositions / highFreqFactor;
+            if (wavelen < highFreqWavelen) return invFreq;
+            if (wavelen > lowFreqWavelen) return invFreq / factor;
+            double smooth = (originalMaxPositions / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+            return (1 - smooth) * invFreq / factor + smooth * invFreq;
+        }
+    }
+
+    /** inv_freq[i] = theta^(-2i/D) for i < D/2, rescaled when {@code scaling} is not null. */
+    public static double[] inverseFrequencies(int headDim, double theta, Llama3Scaling scaling) {
+        double[] inv = new double[headDim / 2];
+        for (int i = 0; i < inv.length; i++) {
+            inv[i] = 1.0 / Math.pow(theta, 2.0 * i / headDim);
+            if (scaling != null) inv[i] = scaling.rescale(inv[i]);
+        }
+        return inv;
+    }
+
+    /** Plain RoPE. */
     public Rope(int headDim, double theta, int positions, DataType dtype) {
+        this(headDim, theta, null, positions, dtype);
+    }
+
+    /** @param scaling Llama 3.1's rescaling of the frequencies, or null for plain RoPE */
+    public Rope(int headDim, double theta, Llama3Scaling scaling, int positions, DataType dtype) {
         int D = headDim, half = D / 2;
         this.headDim = D;
+        double[] invFreq = inverseFrequencies(D, theta, scaling);
         double[] c = new double[positions * D], s = new double[positions * D];
         for (int p = 0; p < positions; p++) {
             for (int i = 0; i < half; i++) {
-                double a = p / Math.pow(theta, 2.0 * i / D);
+                double a = p * invFreq[i];
                 c[p * D + i] = c[p * D + half + i] = Math.cos(a);
                 s[p * D + i] = -Math.sin(a);
                 s[p * D + half + i] = Math.sin(a);

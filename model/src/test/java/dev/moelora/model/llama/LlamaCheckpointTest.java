@@ -53,9 +53,34 @@ class LlamaCheckpointTest {
         return Files.writeString(dir.resolve("config.json"), JSON.writeValueAsString(c));
     }
 
+    /** Qwen2's config.json fields on the same shapes: biases on q, k, v; sliding_window given but off. */
+    static void qwen2(Map<String, Object> c) {
+        c.put("architectures", List.of("Qwen2ForCausalLM"));
+        c.put("model_type", "qwen2");
+        c.put("use_sliding_window", false);
+        c.put("sliding_window", 4);
+        c.put("max_window_layers", 1);
+    }
+
+    /** Llama 3.1's rope_scaling. */
+    static Map<String, Object> llama3Scaling() {
+        Map<String, Object> s = new LinkedHashMap<>();
+        s.put("rope_type", "llama3");
+        s.put("factor", 8.0);
+        s.put("low_freq_factor", 1.0);
+        s.put("high_freq_factor", 4.0);
+        s.put("original_max_position_embeddings", 8192);
+        return s;
+    }
+
     /** A valid checkpoint (config + model.safetensors) after {@code edit} changed its tensors. */
     Map<String, INDArray> writeCheckpoint(Consumer<Map<String, INDArray>> edit) throws IOException {
-        Path config = writeConfig(c -> {});
+        return writeCheckpoint(c -> {}, edit);
+    }
+
+    /** A valid checkpoint of the config {@code config} made, after {@code edit} changed its tensors. */
+    Map<String, INDArray> writeCheckpoint(Consumer<Map<String, Object>> configEdit, Consumer<Map<String, INDArray>> edit) throws IOException {
+        Path config = writeConfig(configEdit);
         Map<String, INDArray> w = LlamaDecoder.randomWeights(LlamaConfig.read(config), DataType.FLOAT, 3);
         edit.accept(w);
         Safetensors.write(dir.resolve("model.safetensors"), w, Map.of("format", "pt"));
@@ -98,17 +123,128 @@ class LlamaCheckpointTest {
             new Case(m -> m.put("rms_norm_eps", "small"), "rms_norm_eps", "expected a number"),
             new Case(m -> m.put("tie_word_embeddings", 1), "tie_word_embeddings", "expected true or false"),
             new Case(m -> m.put("eos_token_id", List.of("</s>")), "eos_token_id", "expected an integer or a list"),
-            new Case(m -> m.put("rope_scaling", Map.of("type", "linear", "factor", 2.0)), "rope_scaling", "only plain RoPE"),
+            new Case(m -> m.put("rope_scaling", Map.of("type", "linear", "factor", 2.0)), "rope_scaling.rope_type",
+                    "\"linear\" is not implemented; expected \"default\" (plain RoPE) or \"llama3\""),
             new Case(m -> m.put("hidden_act", "gelu"), "hidden_act", "only \"silu\""),
-            new Case(m -> m.put("architectures", List.of("MistralForCausalLM")), "architectures", "LlamaForCausalLM"),
-            new Case(m -> { m.remove("architectures"); m.put("model_type", "gpt2"); }, "architectures", "model_type"),
-            new Case(m -> m.put("attention_bias", true), "attention_bias", "not implemented"),
+            new Case(m -> m.put("architectures", List.of("MistralForCausalLM")), "architectures", "LlamaForCausalLM and Qwen2ForCausalLM, not"),
+            new Case(m -> { m.remove("architectures"); m.put("model_type", "gpt2"); }, "architectures", "model_type is not \"llama\" or \"qwen2\""),
+            new Case(m -> m.put("attention_bias", "yes"), "attention_bias", "expected true or false"),
             new Case(m -> m.put("head_dim", 8), "head_dim", "only hidden_size / num_attention_heads = 4"),
             new Case(m -> m.put("num_key_value_heads", 3), "config.json", "not a multiple of num_key_value_heads 3"));
         for (Case c : cases) {
             Path f = writeConfig(c.edit());
             assertMentions(assertThrows(IOException.class, () -> LlamaConfig.read(f), c.field()), f.toString(), c.field(), c.problem());
         }
+    }
+
+    @Test
+    void malformedRopeScalingIsNamedFieldByField() throws IOException {
+        record Case(Consumer<Map<String, Object>> rope, String field, String problem) {}
+        List<Case> cases = List.of(
+            new Case(r -> r.remove("factor"), "rope_scaling.factor", "missing"),
+            new Case(r -> r.put("factor", "8"), "rope_scaling.factor", "expected a number, found \"8\""),
+            new Case(r -> r.remove("low_freq_factor"), "rope_scaling.low_freq_factor", "missing"),
+            new Case(r -> r.put("high_freq_factor", true), "rope_scaling.high_freq_factor", "expected a number"),
+            new Case(r -> r.put("original_max_position_embeddings", 64.5), "rope_scaling.original_max_position_embeddings", "expected an integer"),
+            new Case(r -> r.put("high_freq_factor", 1.0), "rope_scaling", "high_freq_factor must be > low_freq_factor 1.0, got 1.0"),
+            new Case(r -> r.put("factor", 0), "rope_scaling", "factor must be > 0"),
+            new Case(r -> r.put("rope_type", "yarn"), "rope_scaling.rope_type", "\"yarn\" is not implemented"),
+            new Case(r -> { r.remove("rope_type"); r.put("type", "dynamic"); }, "rope_scaling.rope_type", "\"dynamic\" is not implemented"),
+            new Case(r -> r.put("rope_type", 3), "rope_scaling.rope_type", "expected a string"),
+            new Case(r -> r.remove("rope_type"), "rope_scaling.rope_type", "missing (and no legacy 'type')"),
+            new Case(r -> r.put("partial_rotary_factor", 0.5), "rope_scaling.partial_rotary_factor", "only 1"));
+        for (Case c : cases) {
+            Map<String, Object> rope = llama3Scaling();
+            c.rope().accept(rope);
+            Path f = writeConfig(m -> m.put("rope_scaling", rope));
+            assertMentions(assertThrows(IOException.class, () -> LlamaConfig.read(f), c.field()), f.toString(), "field '" + c.field() + "'", c.problem());
+        }
+        record Whole(Consumer<Map<String, Object>> edit, String field, String problem) {}
+        List<Whole> wholes = List.of(
+            new Whole(m -> m.put("rope_scaling", "llama3"), "rope_scaling", "expected an object, found \"llama3\""),
+            new Whole(m -> { m.put("rope_scaling", llama3Scaling()); m.put("rope_parameters", llama3Scaling()); }, "rope_scaling",
+                    "together with rope_parameters"),
+            new Whole(m -> m.put("rope_parameters", Map.of("rope_type", "default", "rope_theta", 500000.0)), "rope_theta",
+                    "10000.0 disagrees with rope_parameters.rope_theta 500000.0"),
+            new Whole(m -> m.put("rope_parameters", Map.of("full_attention", Map.of("rope_type", "default"))), "rope_parameters", "per layer type"));
+        for (Whole c : wholes) {
+            Path f = writeConfig(c.edit());
+            assertMentions(assertThrows(IOException.class, () -> LlamaConfig.read(f), c.field()), f.toString(), "field '" + c.field() + "'", c.problem());
+        }
+    }
+
+    @Test
+    void llama3RopeScalingReadsFromRopeScalingWithEitherKeyOrFromTransformers5RopeParameters() throws IOException {
+        Rope.Llama3Scaling expected = new Rope.Llama3Scaling(8, 1, 4, 8192);
+        LlamaConfig withRopeType = LlamaConfig.read(writeConfig(m -> m.put("rope_scaling", llama3Scaling())));
+        assertEquals(expected, withRopeType.ropeScaling());
+        assertEquals(10000.0, withRopeType.ropeTheta());
+        Map<String, Object> legacy = llama3Scaling();
+        legacy.put("type", legacy.remove("rope_type"));
+        assertEquals(expected, LlamaConfig.read(writeConfig(m -> m.put("rope_scaling", legacy))).ropeScaling(), "legacy key 'type'");
+        Map<String, Object> parameters = llama3Scaling();
+        parameters.put("rope_theta", 500000.0);
+        LlamaConfig v5 = LlamaConfig.read(writeConfig(m -> { m.remove("rope_theta"); m.remove("rope_scaling"); m.put("rope_parameters", parameters); }));
+        assertEquals(expected, v5.ropeScaling());
+        assertEquals(500000.0, v5.ropeTheta(), "rope_theta inside rope_parameters, as transformers 5 writes it");
+        LlamaConfig plain = LlamaConfig.read(writeConfig(m -> m.put("rope_scaling", Map.of("rope_type", "default"))));
+        assertEquals(null, plain.ropeScaling(), "rope_type default is plain RoPE");
+        assertTrue(withRopeType.describe().contains("llama3 RoPE scaling x8 from 8192 positions"), withRopeType.describe());
+    }
+
+    @Test
+    void qwen2AndLlamaBiasesAddBiasTensorsToTheExpectedCheckpoint() throws IOException {
+        LlamaConfig qwen = LlamaConfig.read(writeConfig(LlamaCheckpointTest::qwen2));
+        assertEquals(LlamaConfig.QWEN2, qwen.architecture());
+        assertEquals(java.util.Set.of("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), qwen.biased());
+        Map<String, long[]> shapes = qwen.weightShapes();
+        assertEquals(List.of(8L), java.util.Arrays.stream(shapes.get("model.layers.1.self_attn.q_proj.bias")).boxed().toList());
+        assertEquals(List.of(4L), java.util.Arrays.stream(shapes.get("model.layers.1.self_attn.v_proj.bias")).boxed().toList());
+        assertEquals(2 * 3, shapes.keySet().stream().filter(n -> n.endsWith(".bias")).count(), shapes.keySet().toString());
+        assertEquals("Qwen2ForCausalLM, 2 layers, hidden 8, 2/1 heads, vocabulary 16, 32 positions, q/k/v biases", qwen.describe());
+        LlamaConfig byModelType = LlamaConfig.read(writeConfig(m -> { qwen2(m); m.remove("architectures"); }));
+        assertEquals(qwen, byModelType, "model_type qwen2 without architectures");
+
+        LlamaConfig attention = LlamaConfig.read(writeConfig(m -> m.put("attention_bias", true)));
+        assertEquals(2 * 4, attention.weightShapes().keySet().stream().filter(n -> n.endsWith(".bias")).count());
+        assertTrue(attention.weightShapes().containsKey("model.layers.0.self_attn.o_proj.bias"));
+        LlamaConfig mlp = LlamaConfig.read(writeConfig(m -> m.put("mlp_bias", true)));
+        assertEquals(List.of(8L), java.util.Arrays.stream(mlp.weightShapes().get("model.layers.0.mlp.down_proj.bias")).boxed().toList());
+        assertEquals(2 * 3, mlp.weightShapes().keySet().stream().filter(n -> n.endsWith(".bias")).count());
+    }
+
+    @Test
+    void qwen2FeaturesThisDecoderDoesNotComputeAreRefusedByName() throws IOException {
+        record Case(Consumer<Map<String, Object>> edit, String field, String problem) {}
+        List<Case> cases = List.of(
+            new Case(m -> m.put("use_sliding_window", true), "use_sliding_window", "sliding-window attention is not implemented (full causal attention only); expected false"),
+            new Case(m -> m.put("use_sliding_window", "no"), "use_sliding_window", "expected true or false"),
+            new Case(m -> m.remove("num_key_value_heads"), "num_key_value_heads", "missing"),
+            new Case(m -> m.put("layer_types", List.of("full_attention", "sliding_attention")), "layer_types",
+                    "only \"full_attention\" layers are implemented, found \"sliding_attention\""));
+        for (Case c : cases) {
+            Path f = writeConfig(m -> { qwen2(m); c.edit().accept(m); });
+            assertMentions(assertThrows(IOException.class, () -> LlamaConfig.read(f), c.field()), f.toString(), "field '" + c.field() + "'", c.problem());
+        }
+        LlamaConfig.read(writeConfig(m -> { qwen2(m); m.put("layer_types", List.of("full_attention", "full_attention")); }));
+    }
+
+    @Test
+    void qwen2BiasTensorsMissingMisshapenOrWhereQwen2HasNoneAreNamed() throws IOException {
+        writeCheckpoint(LlamaCheckpointTest::qwen2, w -> w.remove("model.layers.0.self_attn.q_proj.bias"));
+        assertMentions(loadFails(), dir.toString(), "missing tensor 'model.layers.0.self_attn.q_proj.bias' [8]",
+                "Qwen2ForCausalLM as " + dir.resolve("config.json") + " describes it adds a bias there");
+        writeCheckpoint(LlamaCheckpointTest::qwen2, w -> w.put("model.layers.1.self_attn.k_proj.bias", Nd4j.zeros(DataType.FLOAT, 8)));
+        assertMentions(loadFails(), "model.safetensors", "tensor 'model.layers.1.self_attn.k_proj.bias' has shape [8], expected [4]");
+        writeCheckpoint(LlamaCheckpointTest::qwen2, w -> w.put("model.layers.0.self_attn.o_proj.bias", Nd4j.zeros(DataType.FLOAT, 8)));
+        assertMentions(loadFails(), "model.safetensors", "unexpected tensor 'model.layers.0.self_attn.o_proj.bias'", "Qwen2ForCausalLM",
+                "Qwen2 has biases on q_proj, k_proj and v_proj only");
+        writeCheckpoint(LlamaCheckpointTest::qwen2, w -> w.put("model.layers.0.mlp.up_proj.bias", Nd4j.zeros(DataType.FLOAT, 12)));
+        assertMentions(loadFails(), "unexpected tensor 'model.layers.0.mlp.up_proj.bias'");
+        writeCheckpoint(m -> m.put("attention_bias", true), w -> w.put("model.layers.0.mlp.up_proj.bias", Nd4j.zeros(DataType.FLOAT, 12)));
+        assertMentions(loadFails(), "unexpected tensor 'model.layers.0.mlp.up_proj.bias'", "LlamaForCausalLM", "(mlp_bias is false)");
+        writeCheckpoint(LlamaCheckpointTest::qwen2, w -> {});
+        assertEquals(LlamaConfig.QWEN2, LlamaCheckpoint.load(dir, DataType.FLOAT).config().architecture(), "the well-formed Qwen2 checkpoint loads");
     }
 
     // ---- weights ----
@@ -169,7 +305,7 @@ class LlamaCheckpointTest {
         writeCheckpoint(w -> w.put("model.layers.0.self_attn.k_proj.weight", Nd4j.zeros(DataType.FLOAT, 8, 8)));
         assertMentions(loadFails(), "model.safetensors", "'model.layers.0.self_attn.k_proj.weight' has shape [8, 8], expected [4, 8]");
         writeCheckpoint(w -> w.put("model.layers.0.self_attn.q_proj.bias", Nd4j.zeros(DataType.FLOAT, 8)));
-        assertMentions(loadFails(), "model.safetensors", "unexpected tensor 'model.layers.0.self_attn.q_proj.bias'");
+        assertMentions(loadFails(), "model.safetensors", "unexpected tensor 'model.layers.0.self_attn.q_proj.bias'", "(attention_bias is false)");
         Map<String, INDArray> w = writeCheckpoint(m -> {});
         writeConfig(c -> c.put("tie_word_embeddings", true));
         assertMentions(loadFails(), "unexpected tensor 'lm_head.weight'", "tie_word_embeddings is true");

@@ -23,6 +23,8 @@ import java.util.List;
 import java.util.SplittableRandom;
 import java.util.function.DoubleSupplier;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -31,11 +33,21 @@ import org.nd4j.linalg.factory.Nd4j;
  * The whole decoder's backward, through LoRA, Tied-LoRA and MoELoRA on every projection, against
  * central finite differences in double ({@link FiniteDifference#check}: step 1e-6, relative error
  * |a - n| / max(1e-3, |a| + |n|) below 1e-5), for every trainable tensor: every entry, or with
- * MoELoRA, whose forward is slow, a fixed sample of {@link #SAMPLES} entries of each.
+ * MoELoRA, whose forward is slow, a fixed sample of {@link #SAMPLES} entries of each. Each runs on
+ * the plain {@link #TINY} decoder and on {@link #BIASED}, whose every projection adds a frozen bias
+ * and whose RoPE is Llama 3.1's rescaled one: the adapters' gradients must flow through biased
+ * projections below them exactly as through plain ones.
  */
 class LlamaDecoderGradientTest {
     /** V 11, C 8, F 12, L 2, H 2 query heads over KV 1 (grouped-query), D 4. */
     static final LlamaConfig TINY = new LlamaConfig(11, 8, 12, 2, 2, 1, 1e-5, 10000, false, 16, 1, List.of(2));
+    /**
+     * TINY with attention_bias and mlp_bias (a bias on all seven projections, random) and llama3
+     * rope_scaling (factor 8, low 1, high 4, original 16): of D/2 = 2 frequencies (wavelengths 6.3
+     * and 628) the first is interpolated, the second slowed by the factor.
+     */
+    static final LlamaConfig BIASED = new LlamaConfig(11, 8, 12, 2, 2, 1, 1e-5, 10000, false, 16, 1, List.of(2),
+            LlamaConfig.LLAMA, new Rope.Llama3Scaling(8, 1, 4, 16), java.util.Set.copyOf(LlamaConfig.PROJECTIONS));
     static final List<String> ALL_PROJECTIONS = List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj");
 
     /** Two sequences of 4 tokens; the second has 3 real tokens and a response of 1. */
@@ -64,18 +76,32 @@ class LlamaDecoderGradientTest {
         assertEquals(4, Lora.apply(decoder, new LoraConfig(2, 4, 0, List.of("q_proj", "v_proj")), 1).size());
     }
 
-    @Test
-    void freshLoraLeavesTheLogitsUnchanged() {
-        INDArray before = LlamaDecoder.random(TINY, DataType.DOUBLE, 5).forward(batch()).dup();
-        LlamaDecoder adapted = LlamaDecoder.random(TINY, DataType.DOUBLE, 5);
+    @ParameterizedTest
+    @ValueSource(strings = {"plain", "biased"})
+    void freshLoraLeavesTheLogitsUnchanged(String which) {
+        INDArray before = LlamaDecoder.random(config(which), DataType.DOUBLE, 5).forward(batch()).dup();
+        LlamaDecoder adapted = LlamaDecoder.random(config(which), DataType.DOUBLE, 5);
         Lora.apply(adapted, new LoraConfig(2, 4, 0, ALL_PROJECTIONS), 1);
         assertEquals(0.0, adapted.forward(batch()).sub(before).amaxNumber().doubleValue(), 0.0, "B = 0 at step 0");
     }
 
+    static LlamaConfig config(String name) {
+        return name.equals("biased") ? BIASED : TINY;
+    }
+
     @Test
-    void decoderWithLoraOnEveryProjectionMatchesFiniteDifferences() {
+    void theBiasedConfigPutsItsRopeFrequenciesInTheInterpolatedAndTheSlowedBand() {
+        double[] plain = Rope.inverseFrequencies(4, 10000, null), scaled = Rope.inverseFrequencies(4, 10000, BIASED.ropeScaling());
+        assertTrue(scaled[0] < plain[0] && scaled[0] > plain[0] / 8, "interpolated: " + scaled[0]);
+        assertEquals(plain[1] / 8, scaled[1], 1e-18, "slowed by the factor");
+        assertEquals(2 * 7, BIASED.weightShapes().keySet().stream().filter(n -> n.endsWith(".bias")).count());
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"plain", "biased"})
+    void decoderWithLoraOnEveryProjectionMatchesFiniteDifferences(String which) {
         SplittableRandom random = new SplittableRandom(9);
-        LlamaDecoder decoder = LlamaDecoder.random(TINY, DataType.DOUBLE, 11);
+        LlamaDecoder decoder = LlamaDecoder.random(config(which), DataType.DOUBLE, 11);
         List<LoraLinear> adapters = Lora.apply(decoder, new LoraConfig(2, 4, 0, ALL_PROJECTIONS), 2);
         assertEquals(14, adapters.size());
         for (LoraLinear l : adapters) l.b().value().assign(random(random, l.b().value().shape()));
@@ -95,10 +121,11 @@ class LlamaDecoderGradientTest {
      * each receives the sum of two layers' gradients), u and v per module, every one trained and
      * random (B and v non-zero, so every factor has a gradient).
      */
-    @Test
-    void decoderWithTiedLoraTl6OnEveryProjectionMatchesFiniteDifferences() {
+    @ParameterizedTest
+    @ValueSource(strings = {"plain", "biased"})
+    void decoderWithTiedLoraTl6OnEveryProjectionMatchesFiniteDifferences(String which) {
         SplittableRandom random = new SplittableRandom(10);
-        LlamaDecoder decoder = LlamaDecoder.random(TINY, DataType.DOUBLE, 11);
+        LlamaDecoder decoder = LlamaDecoder.random(config(which), DataType.DOUBLE, 11);
         TiedLoraAdapters adapters = TiedLora.apply(decoder, new TiedLoraConfig("tl6", 2, 4, 0.0, ALL_PROJECTIONS, false), 2);
         List<String> names = adapters.parameters().stream().map(Parameter::name).toList();
         assertEquals(7 + 7 + 14 + 14, names.size(), "one A and one B per module type, u and v per module: " + names);
@@ -123,11 +150,12 @@ class LlamaDecoderGradientTest {
      * before every forward, so every perturbed forward samples the same features, and every one
      * asserts that the routing did not change. Each tensor is checked on {@link #SAMPLES} entries.
      */
-    @Test
-    void decoderWithMoeLoraOnEveryProjectionAndItsAuxiliaryLossesMatchesFiniteDifferences() {
-        LlamaDecoder decoder = LlamaDecoder.random(TINY, DataType.DOUBLE, 11);
+    @ParameterizedTest
+    @ValueSource(strings = {"plain", "biased"})
+    void decoderWithMoeLoraOnEveryProjectionAndItsAuxiliaryLossesMatchesFiniteDifferences(String which) {
+        LlamaDecoder decoder = LlamaDecoder.random(config(which), DataType.DOUBLE, 11);
         MoeLoraAdapters adapters = MoeLora.apply(decoder, new MoeLoraConfig(4, 2, 2, 4, 0.0, ALL_PROJECTIONS, 0.7, 0.9, 0.5, 3), 2);
-        MoeLoraRouting.randomise(adapters, new SplittableRandom(12), 3);
+        MoeLoraRouting.randomise(adapters, new SplittableRandom(which.equals("biased") ? 13 : 12), 3);
         DecoderBatch b = batch();
         adapters.setRowMask(b.mask());
         INDArray dLogits = Nd4j.create(DataType.DOUBLE, 8, TINY.vocabSize());

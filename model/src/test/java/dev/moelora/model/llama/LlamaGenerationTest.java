@@ -8,6 +8,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -33,19 +35,22 @@ class LlamaGenerationTest {
         return Arrays.copyOfRange(seq, prompt.length, n);
     }
 
-    @Test
-    void cachedLogitsEqualFullForwardLogitsWithGroupedQueryAttention() {
-        LlamaDecoder decoder = LlamaDecoder.random(GQA, DataType.DOUBLE, 3);
+    /** GQA, and a decoder with a bias on every projection and Llama 3.1's rescaled RoPE ({@link LlamaDecoderGradientTest#BIASED}). */
+    @ParameterizedTest
+    @ValueSource(strings = {"gqa", "biased"})
+    void cachedLogitsEqualFullForwardLogitsWithGroupedQueryAttention(String which) {
+        LlamaConfig config = which.equals("biased") ? LlamaDecoderGradientTest.BIASED : GQA;
+        LlamaDecoder decoder = LlamaDecoder.random(config, DataType.DOUBLE, 3);
         int[] sequence = {1, 7, 3, 9, 4, 4, 10, 2, 5};
         float[] mask = new float[sequence.length];
         Arrays.fill(mask, 1f);
         INDArray full = decoder.forward(new DecoderBatch(1, sequence.length, sequence, mask)).dup();
         LlamaDecoder.KvCache cache = decoder.newCache(1, sequence.length, PROMPT.length);
         INDArray cached = decoder.prefill(cache, List.of(PROMPT));
-        double worst = cached.sub(full.getRow(PROMPT.length - 1).reshape(1, GQA.vocabSize())).amaxNumber().doubleValue();
+        double worst = cached.sub(full.getRow(PROMPT.length - 1).reshape(1, config.vocabSize())).amaxNumber().doubleValue();
         for (int t = PROMPT.length; t < sequence.length; t++) {
             cached = decoder.step(cache, new int[] {sequence[t]});
-            worst = Math.max(worst, cached.sub(full.getRow(t).reshape(1, GQA.vocabSize())).amaxNumber().doubleValue());
+            worst = Math.max(worst, cached.sub(full.getRow(t).reshape(1, config.vocabSize())).amaxNumber().doubleValue());
         }
         assertEquals(sequence.length, cache.length(0));
         assertTrue(worst < 1e-12, "largest difference " + worst);
