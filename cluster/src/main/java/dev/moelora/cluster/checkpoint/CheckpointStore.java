@@ -120,6 +120,7 @@ public final class CheckpointStore {
         try {
             existing = open(stepDir(step));
         } catch (IOException e) {
+            log.accept("checkpoint " + stepDir(step) + " is not reused: " + e.getMessage());
             return Optional.empty();
         }
         moveLatest(step);

@@ -3,7 +3,6 @@ package dev.moelora.model.instruct;
 import dev.moelora.model.adapter.Adapters;
 import dev.moelora.model.llama.LlamaDecoder;
 import dev.moelora.model.llama.NextTokenLoss;
-import dev.moelora.model.nn.Slab;
 import dev.moelora.model.train.OptimizerStep;
 import java.util.ArrayList;
 import java.util.List;
@@ -13,7 +12,8 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * One micro-batch of instruction tuning on a decoder, the same code in the single-process trainer
  * and on a router of the expert-parallel runtime: the sequences at the given indices right-padded
  * into a batch, the adapters told which rows are real, forward, the next-token loss on response
- * tokens (the mean over its counted targets), backward with the loss scaled by 1 / micro-batches.
+ * tokens (the mean over its counted targets; the LM head runs on those rows only), backward with
+ * the loss scaled by 1 / micro-batches.
  * Buffers are sized once for the micro-batch size x the longest sequence. It never steps the
  * optimizer and never reads the order of the examples.
  */
@@ -23,7 +23,6 @@ public final class InstructionStep {
     private final List<TokenizedInstruction> examples;
     private final int padId;
     private final int microBatches;
-    private final Slab rowScale;                     // (B*T, 1) NextTokenLoss scratch
 
     /**
      * @param adapters     already applied to {@code decoder}
@@ -41,7 +40,6 @@ public final class InstructionStep {
         int maxT = 0;
         for (TokenizedInstruction e : this.examples) maxT = Math.max(maxT, e.length());
         decoder.reserve(maxBatch, maxT);
-        this.rowScale = new Slab("rowScale", decoder.dataType(), (long) maxBatch * maxT);
     }
 
     public List<TokenizedInstruction> examples() { return examples; }
@@ -56,9 +54,10 @@ public final class InstructionStep {
         InstructionBatch batch = InstructionBatch.of(picked, padId);
         var b = batch.batch();
         adapters.setRowMask(b.mask());
-        INDArray logits = decoder.forward(b);
-        double loss = NextTokenLoss.forwardBackward(logits, b, batch.lossMask(), logits, rowScale.view(b.rows(), 1));
-        if (microBatches > 1) logits.muli(1.0 / microBatches);
+        int[] counted = NextTokenLoss.countedRows(b, batch.lossMask());
+        INDArray logits = decoder.forward(b, counted);                    // the LM head on the response rows only
+        double loss = NextTokenLoss.forwardBackwardRows(logits, b, counted, logits);
+        if (microBatches > 1 && counted.length > 0) logits.muli(1.0 / microBatches);
         decoder.backward(logits);
         return new OptimizerStep.Outcome(loss, batch.tokens());
     }

@@ -50,6 +50,8 @@ public final class LlamaDecoder implements AdaptableModel {
     private Activations acts;       // every block's activations, for training
     private Gradients grads;        // backward scratch, for training
     private int lastB, lastT;       // shape of the last training forward; 0 when backward has nothing to go back through
+    private int[] lastRows;         // the rows whose logits the last training forward computed; null: all
+    private int[] fromRow = new int[0];  // (N) backward: the logit row each row of dh takes, or R for none
     private KvCache generationCache; // reused by generate() while it is large enough
 
     /**
@@ -151,7 +153,31 @@ public final class LlamaDecoder implements AdaptableModel {
         reserve(batch.batch(), batch.tokens());
         lastB = batch.batch();
         lastT = batch.tokens();
-        return run(acts, batch.batch(), batch.tokens(), batch.ids(), batch.mask(), null, null);
+        lastRows = null;
+        return run(acts, batch.batch(), batch.tokens(), batch.ids(), batch.mask(), null, null, null);
+    }
+
+    /**
+     * A training forward that computes the logits (R, V) of the listed rows only (ascending,
+     * in [0, B*T)): logits row j is what {@link #forward(DecoderBatch)} gives in row rows[j]. The
+     * blocks run on every row; the LM head, the largest GEMM of a small model, and its gradient
+     * in {@link #backward} only on the rows a loss reads (the response tokens of instruction
+     * tuning, see {@link NextTokenLoss#countedRows}). A view, valid until the next forward; with
+     * no rows, an empty (0, V) array.
+     */
+    public INDArray forward(DecoderBatch batch, int[] rows) {
+        checkIds(batch.ids());
+        int n = batch.rows();
+        for (int j = 0; j < rows.length; j++) {
+            if (rows[j] < 0 || rows[j] >= n || (j > 0 && rows[j] <= rows[j - 1])) {
+                throw new IllegalArgumentException("logit rows must ascend within [0, " + n + "): row " + j + " is " + rows[j]);
+            }
+        }
+        reserve(batch.batch(), batch.tokens());
+        lastB = batch.batch();
+        lastT = batch.tokens();
+        lastRows = rows.clone();
+        return run(acts, batch.batch(), batch.tokens(), batch.ids(), batch.mask(), null, null, lastRows);
     }
 
     private void checkIds(int[] ids) {
@@ -171,7 +197,7 @@ public final class LlamaDecoder implements AdaptableModel {
      * appends one token (T = 1) at its own position {@code positions[b]}, attends to the keys
      * [0, positions[b]] of its row, and the logits are (B, V).
      */
-    private INDArray run(Activations a, int B, int T, int[] ids, float[] mask, KvCache cache, int[] positions) {
+    private INDArray run(Activations a, int B, int T, int[] ids, float[] mask, KvCache cache, int[] positions, int[] logitRows) {
         int N = B * T, C = config.hidden(), F = config.intermediate(), H = config.heads(), KV = config.kvHeads(), D = config.headDim();
         int Tk = positions == null ? T : Arrays.stream(positions).max().orElseThrow() + 1;
         INDArray x = a.x.view(N, C), sum = a.sum.view(N, C);
@@ -229,6 +255,11 @@ public final class LlamaDecoder implements AdaptableModel {
             INDArray rows = cache.lastHidden.view(B, C);
             Nd4j.pullRows(hf, rows, 1, last);
             hf = rows;
+        } else if (logitRows != null) {
+            if (logitRows.length == 0) return Nd4j.create(dtype, 0, config.vocabSize());
+            INDArray rows = a.sum.view(logitRows.length, C);                 // the blocks are done with sum
+            Nd4j.pullRows(hf, rows, 1, logitRows);
+            hf = rows;
         }
         INDArray logits = a.logits.view(hf.size(0), config.vocabSize());
         Nd4j.gemm(hf, lmHead, logits, false, true, 1.0, 0.0);
@@ -241,17 +272,19 @@ public final class LlamaDecoder implements AdaptableModel {
     }
 
     /**
-     * Back-propagates dL/dlogits (B*T, V) of the last {@link #forward} through every block, so
-     * that adapters accumulate their gradients. The embeddings are frozen: nothing flows into them.
-     * dLogits may be the logits buffer itself (see {@link NextTokenLoss}).
+     * Back-propagates dL/dlogits of the last {@link #forward} through every block, so that adapters
+     * accumulate their gradients: (B*T, V), or (R, V) for the rows a {@link #forward(DecoderBatch, int[])}
+     * computed (every other row's dL/dlogits is 0). The embeddings are frozen: nothing flows into
+     * them. dLogits may be the logits buffer itself (see {@link NextTokenLoss}).
      */
     public void backward(INDArray dLogits) {
         int B = lastB, T = lastT, N = B * T;
         if (N == 0) throw new IllegalStateException("backward needs a training forward first (generation does not keep activations)");
         int C = config.hidden(), F = config.intermediate(), H = config.heads(), KV = config.kvHeads(), D = config.headDim();
-        if (dLogits.size(0) != N || dLogits.size(1) != config.vocabSize()) {
+        int rows = lastRows == null ? N : lastRows.length;
+        if (dLogits.size(0) != rows || dLogits.size(1) != config.vocabSize()) {
             throw new IllegalArgumentException("dLogits " + Arrays.toString(dLogits.shape()) + " does not match the last forward ("
-                    + N + ", " + config.vocabSize() + ")");
+                    + rows + ", " + config.vocabSize() + ")");
         }
         Activations a = acts;
         Gradients g = grads;
@@ -259,7 +292,11 @@ public final class LlamaDecoder implements AdaptableModel {
         INDArray dctx = g.dctx.view(N, H * D), dq = g.dq.view(N, H * D), dk = g.dk.view(N, KV * D), dv = g.dv.view(N, KV * D);
         INDArray dctxh = g.dctxh.view(B, H, T, D), dqh = g.dqh.view(B, H, T, D), dkh = g.dkh.view(B, KV, T, D), dvh = g.dvh.view(B, KV, T, D);
         INDArray dact = g.dact.view(N, F), dgate = g.dgate.view(N, F), dup = g.dup.view(N, F), sig = a.sig.view(N, F);
-        Nd4j.gemm(dLogits, lmHead, dh, false, false, 1.0, 0.0);
+        if (lastRows == null) {
+            Nd4j.gemm(dLogits, lmHead, dh, false, false, 1.0, 0.0);
+        } else {
+            scatterHeadGradient(dLogits, dh, g.dsum);
+        }
         rmsNorm.backward(dh, finalNorm, a.xhatF.view(N, C), a.rstdF.view(N, 1), dx, scratch, stat);
         for (int l = config.layers() - 1; l >= 0; l--) {
             Block c = a.blocks[l];
@@ -285,6 +322,22 @@ public final class LlamaDecoder implements AdaptableModel {
             rmsNorm.backward(dh, inputNorm[l], c.xhat1.view(N, C), c.rstd1.view(N, 1), dsum, scratch, stat);
             dx.addi(dsum);
         }
+    }
+
+    /**
+     * dh (N, C) = dL/dlogits (R, V) times the LM head, on the R rows of the last forward and 0 on
+     * the others: one GEMM into the first R rows of {@code scratch}, whose row R is zeroed, then
+     * one gather that takes every row of dh from its logit row or from the zero row.
+     */
+    private void scatterHeadGradient(INDArray dLogits, INDArray dh, Slab scratch) {
+        int R = lastRows.length, N = (int) dh.size(0), C = (int) dh.size(1);
+        INDArray dr = scratch.view(R + 1, C);
+        if (R > 0) Nd4j.gemm(dLogits, lmHead, dr.get(NDArrayIndex.interval(0, R), NDArrayIndex.all()), false, false, 1.0, 0.0);
+        dr.getRow(R).assign(0.0);
+        if (fromRow.length != N) fromRow = new int[N];
+        Arrays.fill(fromRow, R);
+        for (int j = 0; j < R; j++) fromRow[lastRows[j]] = j;
+        Nd4j.pullRows(dr, dh, 1, fromRow);
     }
 
     /**
@@ -330,7 +383,7 @@ public final class LlamaDecoder implements AdaptableModel {
         }
         cache.rows = B;
         lastB = lastT = 0;
-        return run(cache.acts, B, T, ids, padded ? mask : null, cache, null);
+        return run(cache.acts, B, T, ids, padded ? mask : null, cache, null, null);
     }
 
     /**
@@ -350,7 +403,7 @@ public final class LlamaDecoder implements AdaptableModel {
         }
         checkIds(tokens);
         lastB = lastT = 0;
-        INDArray logits = run(cache.acts, tokens.length, 1, tokens, null, cache, positions);
+        INDArray logits = run(cache.acts, tokens.length, 1, tokens, null, cache, positions, null);
         for (int b = 0; b < positions.length; b++) cache.lengths[b]++;
         return logits;
     }

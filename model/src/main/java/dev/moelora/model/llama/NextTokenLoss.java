@@ -48,6 +48,40 @@ public final class NextTokenLoss {
         return counted == 0 ? 0.0 : loss / counted;
     }
 
+    /** The rows (ascending) whose prediction counts: the logit rows {@link #forwardBackwardRows} needs. */
+    public static int[] countedRows(DecoderBatch batch, float[] lossMask) {
+        int N = batch.rows();
+        if (lossMask.length != N) {
+            throw new IllegalArgumentException("a batch of " + batch.batch() + " x " + batch.tokens() + " needs " + N + " loss-mask entries; got " + lossMask.length);
+        }
+        int counted = 0;
+        for (int i = 0; i < N; i++) if (predictsCounted(i, batch, lossMask)) counted++;
+        int[] rows = new int[counted];
+        for (int i = 0, j = 0; i < N; i++) if (predictsCounted(i, batch, lossMask)) rows[j++] = i;
+        return rows;
+    }
+
+    /**
+     * The same loss and gradient as {@link #forwardBackward}, from the logits (R, V) of the counted
+     * rows only ({@link #countedRows}, as {@code LlamaDecoder.forward(batch, rows)} gives them).
+     *
+     * @param dLogits (R, V) out: dLoss/dLogits of those rows; may be {@code logits} itself
+     * @return the mean loss over the R targets, 0 when R = 0
+     */
+    public static double forwardBackwardRows(INDArray logits, DecoderBatch batch, int[] rows, INDArray dLogits) {
+        int R = rows.length;
+        if (logits.size(0) != R) throw new IllegalArgumentException(R + " counted rows, but logits for " + logits.size(0));
+        if (R == 0) return 0.0;
+        int[] ids = batch.ids();
+        Nd4j.exec(new LogSoftMax(logits, dLogits));
+        double loss = 0;
+        for (int j = 0; j < R; j++) loss -= dLogits.getDouble(j, ids[rows[j] + 1]);
+        Transforms.exp(dLogits, false);
+        for (int j = 0; j < R; j++) dLogits.putScalar(j, ids[rows[j] + 1], dLogits.getDouble(j, ids[rows[j] + 1]) - 1.0);
+        dLogits.muli(1.0 / R);
+        return loss / R;
+    }
+
     /** Whether row i's prediction, of token i + 1 in the same sequence, counts. */
     private static boolean predictsCounted(int i, DecoderBatch batch, float[] lossMask) {
         return i % batch.tokens() != batch.tokens() - 1 && lossMask[i + 1] != 0f && batch.mask()[i + 1] != 0f;
