@@ -24,8 +24,9 @@
 # added with add_special_tokens, so their ids follow the vocabulary as in the real files.
 #
 # golden lines, in order:
-#   {"variant", "file", "overrides", "config"?}  a tokenizer: the committed file with top-level fields
-#                                     replaced by the given JSON values; with "config", a
+#   {"variant", "file", "overrides", "decodings"?, "config"?}  a tokenizer: the committed file with
+#                                     top-level fields replaced by the given JSON values; "decodings":
+#                                     false when its lines record no decodings; with "config", a
 #                                     tokenizer_config.json holding it sits beside it and the ids are
 #                                     transformers' (AutoTokenizer.from_pretrained on that directory)
 #   {"variant", "text", "ids", "plain"?, "pieces"?, "decoded"?, "decodedSkippingSpecial"?}
@@ -315,6 +316,8 @@ def main():
         tree = apply_overrides(trees[file], spec['overrides'])
         out = lines[file]
         header = {'variant': variant, 'file': file, 'overrides': spec['overrides']}
+        if not spec['decoded']:
+            header['decodings'] = False
         if config is not None:
             header['config'] = config
         out.append(header)

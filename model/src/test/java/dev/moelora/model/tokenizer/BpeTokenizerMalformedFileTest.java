@@ -59,8 +59,8 @@ class BpeTokenizerMalformedFileTest {
                 }),
                 broken("unk token not in the vocab", SENTENCEPIECE, "model.unk_token", "\"<unknown>\"",
                         root -> model(root).put("unk_token", "<unknown>")),
-                broken("NFKC normalizer", SENTENCEPIECE, "normalizer.type", "\"NFKC\"",
-                        root -> root.putObject("normalizer").put("type", "NFKC")),
+                broken("BertNormalizer", SENTENCEPIECE, "normalizer.type", "\"BertNormalizer\"",
+                        root -> root.putObject("normalizer").put("type", "BertNormalizer")),
                 broken("Lowercase in the normalizer sequence", SENTENCEPIECE, "normalizer.normalizers[1].type", "\"Lowercase\"",
                         root -> ((ArrayNode) root.get("normalizer").get("normalizers")).set(1, JSON.createObjectNode().put("type", "Lowercase"))),
                 broken("regex Replace", SENTENCEPIECE, "normalizer.normalizers[1].pattern", "Regex",
@@ -89,9 +89,7 @@ class BpeTokenizerMalformedFileTest {
                         root -> ((ArrayNode) root.get("added_tokens")).addObject().put("id", 5).put("content", "<|pad|>")
                                 .put("single_word", false).put("lstrip", false).put("rstrip", false)
                                 .put("normalized", false).put("special", true)),
-                broken("lstrip added token", SENTENCEPIECE, "added_tokens[0].lstrip", "is true", root -> addedToken(root, 0).put("lstrip", true)),
-                broken("normalized added token under a normalizer", SENTENCEPIECE, "added_tokens[2].normalized", "is true",
-                        root -> addedToken(root, 2).put("normalized", true)),
+                broken("added token with a numeric lstrip", SENTENCEPIECE, "added_tokens[0].lstrip", "is 1", root -> addedToken(root, 0).put("lstrip", 1)),
                 broken("RobertaProcessing", SENTENCEPIECE, "post_processor.type", "\"RobertaProcessing\"",
                         root -> root.putObject("post_processor").put("type", "RobertaProcessing")),
                 broken("template special with the wrong id", SENTENCEPIECE, "post_processor.special_tokens.<s>.ids[0]", "is 7",
@@ -123,13 +121,14 @@ class BpeTokenizerMalformedFileTest {
     @Test
     void anUnsupportedComponentIsRejectedListingWhatIsSupported() throws IOException {
         ObjectNode root = BpeTokenizerTest.resourceTree(SENTENCEPIECE);
-        root.putObject("pre_tokenizer").put("type", "Sequence");
-        Path file = dir.resolve("sequence.json");
+        root.putObject("pre_tokenizer").put("type", "BertPreTokenizer");
+        Path file = dir.resolve("bert.json");
         JSON.writeValue(file.toFile(), root);
 
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> BpeTokenizer.fromJson(file));
 
-        assertTrue(e.getMessage().contains("'pre_tokenizer.type' is \"Sequence\"; expected one of [ByteLevel, Metaspace]"), e.getMessage());
+        assertTrue(e.getMessage().contains("'pre_tokenizer.type' is \"BertPreTokenizer\"; expected one of "
+                + "[ByteLevel, Metaspace, Split, Digits, Sequence]"), e.getMessage());
     }
 
     @Test
