@@ -255,8 +255,11 @@ def main():
     def v(variant, file, overrides, texts, share=0, pieces=False, decoded=True, config=None):
         return dict(variant=variant, file=file, overrides=overrides, texts=texts, share=share, pieces=pieces,
                     decoded=decoded, config=config)
-    split_variant = lambda name, pre_tokenizer, extra=(): v(name, l3, {'pre_tokenizer': pre_tokenizer},
-                                                              EDGE_TEXTS + list(extra), pieces=True, decoded=False)
+    split_variant = lambda name, pre_tokenizer, extra=(), file=l3: v(name, file, {'pre_tokenizer': pre_tokenizer},
+                                                                       EDGE_TEXTS + list(extra), pieces=True, decoded=False)
+    # A normalized added token whose content NFKC changes: matched in its normalized form, in normalized text.
+    fullwidth_tool = {'id': max(t['id'] for t in q2_added) + 1, 'content': '<ｔｏｏｌ>', 'single_word': False, 'lstrip': False,
+                      'rstrip': False, 'normalized': True, 'special': True}
     variants = [
         v('llama3', l3, {}, common + llama_chats + qwen_chats[:2], share=1, pieces=True),
         v('llama3-template-only', l3, {'post_processor': l3_template}, common[::3] + llama_chats[:2], share=8),
@@ -305,6 +308,15 @@ def main():
         v('qwen2-normalizer-sequence', q2, {'normalizer': {'type': 'Sequence', 'normalizers': [
             {'type': 'NFKD'}, {'type': 'Replace', 'pattern': {'String': '\r\n'}, 'content': '\n'}, {'type': 'NFC'}]}},
           EDGE_TEXTS + SPECIAL_TEXTS),
+        v('qwen2-nfkc-normalized-token', q2, {'normalizer': {'type': 'NFKC'}, 'added_tokens': q2_added + [fullwidth_tool]},
+          SPECIAL_TEXTS + ['<tool> and <ｔｏｏｌ>', 'x<ｔｏｏｌ>y', '<ｔｏｏｌ', '< tool>']),
+        # Oniguruma's iteration over empty matches, and '.' (not \n only), which Java's default line terminators would change.
+        split_variant('split-empty-matches-merged-with-previous',
+                      sequence(split({'Regex': ' *'}, 'MergedWithPrevious'), BYTE_LEVEL_NO_REGEX), file=q2),
+        split_variant('split-empty-matches-contiguous', sequence(split({'Regex': r'\d*'}, 'Contiguous'), BYTE_LEVEL_NO_REGEX),
+                      ['a1b22c', '12 34'], file=q2),
+        split_variant('split-dot-isolated', sequence(split({'Regex': '.{1,4}'}, 'Isolated'), BYTE_LEVEL_NO_REGEX),
+                      ['a\rb\u0085c\u2028d\u2029e\r\nf'], file=q2),
         v('qwen2-instruct-config', q2, {}, SPECIAL_TEXTS + qwen_chats[:2], config={
             'bos_token': None, 'eos_token': '<|im_end|>', 'pad_token': '<|endoftext|>', 'tokenizer_class': 'Qwen2Tokenizer',
             'model_max_length': 131072, 'split_special_tokens': False}),

@@ -7,10 +7,12 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalInt;
+import java.util.Set;
 import java.util.stream.IntStream;
 
 /**
@@ -52,11 +54,17 @@ public final class BpeTokenizer {
 
     private final String source;
     private final BpeModel model;
-    /** Every id's token, model vocabulary and added tokens together, {@code (V)}. */
+    /**
+     * Every id's token, model vocabulary and added tokens together, {@code (V)}; a {@code normalized}
+     * added token in its normalized form, which is what the reference decodes and reports for its id.
+     */
     private final String[] tokenById;
+    /** By content, as the reference's token_to_id. */
     private final Map<String, Integer> idByToken;
     /** Whether each id is a special added token, {@code (V)}. */
     private final boolean[] special;
+    /** The contents of the special added tokens: decoding that skips them tests each id's token against these. */
+    private final Set<String> specialContents = new HashSet<>();
 
     private final Normalizer normalizer;
     private final PreTokenizer preTokenizer;
@@ -105,7 +113,11 @@ public final class BpeTokenizer {
         this.special = new boolean[tokenById.length];
         for (AddedTokens.Token token : addedTokens.tokens()) {
             idByToken.put(token.content(), token.id());
+            tokenById[token.id()] = token.pattern();
             special[token.id()] = token.special();
+            if (token.special()) {
+                specialContents.add(token.content());
+            }
         }
 
         this.template = readTemplate(json, json.optionalObject(root, "post_processor", "post_processor",
@@ -146,12 +158,17 @@ public final class BpeTokenizer {
         return decode(ids, false);
     }
 
-    /** The text of {@code ids}; with {@code skipSpecialTokens}, special added tokens ({@code <s>}, {@code <|endoftext|>}) are left out. */
+    /**
+     * The text of {@code ids}; with {@code skipSpecialTokens}, special added tokens ({@code <s>},
+     * {@code <|endoftext|>}) are left out. As in the reference, what is left out is any id whose token
+     * reads as a special token's content, so a {@code normalized} special token that normalization
+     * changed is kept.
+     */
     public String decode(int[] ids, boolean skipSpecialTokens) {
         List<String> tokens = new ArrayList<>(ids.length);
         for (int id : ids) {
             String token = token(id);
-            if (!(skipSpecialTokens && special[id])) {
+            if (!(skipSpecialTokens && specialContents.contains(token))) {
                 tokens.add(token);
             }
         }
