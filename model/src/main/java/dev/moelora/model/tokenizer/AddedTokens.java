@@ -155,8 +155,8 @@ final class AddedTokens {
                     continue;
                 }
                 if (match.lstrip()) {
-                    // Spaces an earlier match already took stay with it.
-                    start = Math.max(whitespaceRunStart(input, start), startOffset);
+                    // Spaces an earlier rstrip match already took are not emitted twice: the text is cut only when startOffset < start.
+                    start = whitespaceRunStart(input, start);
                 }
                 if (match.rstrip()) {
                     stop = whitespaceRunEnd(input, stop);

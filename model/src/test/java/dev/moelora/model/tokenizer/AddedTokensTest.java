@@ -132,7 +132,7 @@ class AddedTokensTest {
     @Test
     void flagsWidenOrDiscardAMatchAsTheReferenceDoes() throws IOException {
         ObjectNode root = tree(token(7, "<l>", false).put("lstrip", true), token(8, "<r>", false).put("rstrip", true),
-                token(9, "<w>", false).put("single_word", true));
+                token(9, "<w>", false).put("single_word", true), token(10, "w>x", false));
         AddedTokens added = read(root, true, new Normalizer(List.of()));
 
         assertEquals(List.of("text a@0", "token 7", "text b@7"), rawSplit(added, "a \u00a0 <l>b"));
@@ -140,8 +140,11 @@ class AddedTokensTest {
         assertEquals(List.of("text x<w>@0"), rawSplit(added, "x<w>"));
         assertEquals(List.of("text é<w> @0"), rawSplit(added, "é<w> "));
         assertEquals(List.of("text - @0", "token 9", "text  -@5"), rawSplit(added, "- <w> -"));
-        // An lstrip token never takes spaces an rstrip token before it already took.
+        // Spaces between an rstrip and an lstrip token go with neither twice.
         assertEquals(List.of("token 8", "token 7"), rawSplit(added, "<r>  <l>"));
+        // A discarded single_word match is not searched again: "w>x" inside it never matches.
+        assertEquals(List.of("text a<w>x@0"), rawSplit(added, "a<w>x"));
+        assertEquals(List.of("token 9", "text  @3", "token 10"), rawSplit(added, "<w> w>x"));
     }
 
     // --- helpers, the first shared with PostProcessorTemplateTest ---
