@@ -9,25 +9,33 @@ import java.util.List;
 import java.util.Map;
 import java.util.function.IntConsumer;
 import java.util.function.ObjIntConsumer;
+import java.util.regex.Pattern;
 
 /**
  * The {@code added_tokens} section of a Hugging Face {@code tokenizer.json}, and the split of input
  * text around those tokens that comes before the model, as tokenizers' {@code AddedVocabulary} does
  * it: leftmost-longest matches ({@code MatchKind::LeftmostLongest}), {@code normalized: false} tokens
- * in the raw text, {@code normalized: true} ones in the normalized text.
+ * in the raw text, {@code normalized: true} ones, in their normalized form, in the normalized text;
+ * a {@code single_word} token only where no word character touches it, an {@code lstrip} or
+ * {@code rstrip} one taking the whitespace before or after it along (so that it never reaches the
+ * model), as {@code AddedVocabulary::find_matches} decides, word characters and whitespace in the
+ * Unicode sense of Rust's {@code \w} and {@code \s}.
  *
  * <p>It only finds tokens; it must never change the text between them (normalizing and splitting
- * words belong to the tokenizer), and must never match a token the file asks to match differently
- * ({@code single_word}, {@code lstrip}, {@code rstrip}): such a file is rejected, never tokenized
- * with different ids.
+ * words belong to the tokenizer).
  */
 final class AddedTokens {
 
     /**
+     * @param pattern the text matched: the content, or for a {@code normalized} token its normalized form
      * @param normalized matched in the normalized text rather than the raw input
      * @param special left out by decoding that skips special tokens
      */
-    record Token(String content, int id, boolean special, boolean normalized) {}
+    record Token(String content, int id, boolean special, boolean normalized, boolean singleWord, boolean lstrip,
+                 boolean rstrip, String pattern) {}
+
+    private static final Pattern WORD = Pattern.compile("\\w", Pattern.UNICODE_CHARACTER_CLASS);
+    private static final Pattern SPACE = Pattern.compile("\\s", Pattern.UNICODE_CHARACTER_CLASS);
 
     /** In file order. */
     private final List<Token> tokens;
@@ -44,10 +52,12 @@ final class AddedTokens {
      * Reads the required {@code added_tokens} array. A token's id must be the one {@code modelVocab}
      * gives its content; with {@code extendsModelVocab} a content {@code modelVocab} lacks is a new
      * token (BPE files put specials there), without it every added token must be in {@code modelVocab}.
-     * {@code normalized: true} is accepted only when the file has no normalizer: matching in
-     * normalized text would otherwise need the normalized form of each token, which is not implemented.
+     * A {@code normalized: true} token is matched as {@code normalizer} turns its content, as the
+     * reference does when it adds the token. A caller that matches added tokens only in raw text and
+     * without their flags (WordPiece's) passes a null {@code normalizer}: a token that would need more
+     * ({@code normalized}, {@code single_word}, {@code lstrip} or {@code rstrip} true) is then rejected.
      */
-    static AddedTokens read(TokenizerJson json, Map<String, Integer> modelVocab, boolean extendsModelVocab, boolean hasNormalizer) {
+    static AddedTokens read(TokenizerJson json, Map<String, Integer> modelVocab, boolean extendsModelVocab, Normalizer normalizer) {
         JsonNode array = json.array(json.root, "added_tokens", "added_tokens", "an array of added tokens");
         List<Token> tokens = new ArrayList<>();
         Map<String, Integer> seen = new HashMap<>();
@@ -73,18 +83,23 @@ final class AddedTokens {
             if (seen.put(content, id) != null) {
                 throw json.fail(path + ".content", "repeats \"" + content + "\"", "each added token once");
             }
-            // These flags widen where a token matches (across word boundaries, swallowing spaces); not implemented.
-            for (String flag : List.of("single_word", "lstrip", "rstrip")) {
-                if (json.bool(token, flag, path + "." + flag)) {
-                    throw json.fail(path + "." + flag, "is true", "false (matching " + flag + " added tokens is not implemented)");
+            boolean normalized = json.bool(token, "normalized", path + ".normalized");
+            if (normalizer == null) {
+                for (String flag : List.of("normalized", "single_word", "lstrip", "rstrip")) {
+                    if (json.bool(token, flag, path + "." + flag)) {
+                        throw json.fail(path + "." + flag, "is true", "false (this tokenizer matches added tokens in the raw text, "
+                                + "without single_word, lstrip or rstrip)");
+                    }
                 }
             }
-            boolean normalized = json.bool(token, "normalized", path + ".normalized");
-            if (normalized && hasNormalizer) {
-                throw json.fail(path + ".normalized", "is true while the file has a normalizer",
-                        "false (matching added tokens in normalized text is implemented only without a normalizer)");
+            String pattern = normalized && normalizer != null ? normalizer.apply(content) : content;
+            if (pattern.isEmpty()) {
+                throw json.fail(path + ".content", "is \"" + content + "\", which the normalizer makes empty",
+                        "a token that is still text once normalized (or normalized: false)");
             }
-            tokens.add(new Token(content, id, json.bool(token, "special", path + ".special"), normalized));
+            tokens.add(new Token(content, id, json.bool(token, "special", path + ".special"), normalized,
+                    json.bool(token, "single_word", path + ".single_word"), json.bool(token, "lstrip", path + ".lstrip"),
+                    json.bool(token, "rstrip", path + ".rstrip"), pattern));
         }
         return new AddedTokens(tokens);
     }
@@ -107,21 +122,25 @@ final class AddedTokens {
         normalized.split(normalizedText, text, token);
     }
 
-    /** At the first position where any token starts, the longest one wins. */
+    /**
+     * At the first position where any token's pattern starts, the longest one wins; the search goes on
+     * after it even when the match is discarded ({@code single_word}) or widened ({@code lstrip},
+     * {@code rstrip}), as the reference's iterator over its automaton does.
+     */
     private static final class Matcher {
 
-        /** Tokens by first character, longest first. */
+        /** Tokens by the first character of their pattern, longest first. */
         private final Map<Character, List<Token>> byFirstChar = new HashMap<>();
 
         Matcher(List<Token> tokens) {
             for (Token token : tokens) {
-                byFirstChar.computeIfAbsent(token.content().charAt(0), c -> new ArrayList<>()).add(token);
+                byFirstChar.computeIfAbsent(token.pattern().charAt(0), c -> new ArrayList<>()).add(token);
             }
-            byFirstChar.values().forEach(list -> list.sort(Comparator.comparingInt((Token t) -> t.content().length()).reversed()));
+            byFirstChar.values().forEach(list -> list.sort(Comparator.comparingInt((Token t) -> t.pattern().length()).reversed()));
         }
 
         void split(String input, ObjIntConsumer<String> text, IntConsumer token) {
-            int start = 0;
+            int startOffset = 0;
             int i = 0;
             while (i < input.length()) {
                 Token match = matchAt(input, i);
@@ -129,15 +148,27 @@ final class AddedTokens {
                     i++;
                     continue;
                 }
-                if (i > start) {
-                    text.accept(input.substring(start, i), start);
+                int start = i;
+                int stop = i + match.pattern().length();
+                i = stop;
+                if (match.singleWord() && (endsWithWord(input, start) || startsWithWord(input, stop))) {
+                    continue;
+                }
+                if (match.lstrip()) {
+                    // Spaces an earlier rstrip match already took are not emitted twice: the text is cut only when startOffset < start.
+                    start = whitespaceRunStart(input, start);
+                }
+                if (match.rstrip()) {
+                    stop = whitespaceRunEnd(input, stop);
+                }
+                if (startOffset < start) {
+                    text.accept(input.substring(startOffset, start), startOffset);
                 }
                 token.accept(match.id());
-                i += match.content().length();
-                start = i;
+                startOffset = stop;
             }
-            if (start < input.length()) {
-                text.accept(input.substring(start), start);
+            if (startOffset < input.length()) {
+                text.accept(input.substring(startOffset), startOffset);
             }
         }
 
@@ -145,12 +176,42 @@ final class AddedTokens {
             List<Token> candidates = byFirstChar.get(input.charAt(index));
             if (candidates != null) {
                 for (Token token : candidates) {
-                    if (input.startsWith(token.content(), index)) {
+                    if (input.startsWith(token.pattern(), index)) {
                         return token;
                     }
                 }
             }
             return null;
         }
+    }
+
+    private static boolean endsWithWord(String input, int end) {
+        return end > 0 && WORD.matcher(Character.toString(input.codePointBefore(end))).matches();
+    }
+
+    private static boolean startsWithWord(String input, int start) {
+        return start < input.length() && WORD.matcher(Character.toString(input.codePointAt(start))).matches();
+    }
+
+    private static boolean isSpace(int codePoint) {
+        return SPACE.matcher(Character.toString(codePoint)).matches();
+    }
+
+    /** Where the run of whitespace ending at {@code end} starts. */
+    private static int whitespaceRunStart(String input, int end) {
+        int start = end;
+        while (start > 0 && isSpace(input.codePointBefore(start))) {
+            start -= Character.charCount(input.codePointBefore(start));
+        }
+        return start;
+    }
+
+    /** Where the run of whitespace starting at {@code start} ends. */
+    private static int whitespaceRunEnd(String input, int start) {
+        int end = start;
+        while (end < input.length() && isSpace(input.codePointAt(end))) {
+            end += Character.charCount(input.codePointAt(end));
+        }
+        return end;
     }
 }

@@ -5,24 +5,29 @@ import com.fasterxml.jackson.databind.JsonNode;
 import java.io.InputStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalInt;
-import java.util.function.UnaryOperator;
+import java.util.Set;
 import java.util.stream.IntStream;
 
 /**
  * Turns text into the token ids of a BPE decoder model and back, reading the Hugging Face
- * {@code tokenizer.json} that ships with it: GPT-2-style byte-level BPE, and the SentencePiece-style
- * BPE with byte fallback of the LLaMA family (LLaMA 1/2, TinyLlama, Mistral).
+ * {@code tokenizer.json} that ships with it: GPT-2-style byte-level BPE, the SentencePiece-style
+ * BPE with byte fallback of the LLaMA family (LLaMA 1/2, TinyLlama, Mistral), and the byte-level BPE
+ * behind a regex {@code Split} of Llama 3 and Qwen2/Qwen2.5 (or the {@code Digits} split of SmolLM2).
  *
  * <p>It reproduces the Hugging Face {@code tokenizers} pipeline for exactly these components:
- * added-token splitting (special or not, matched in the raw text, or in the normalized text when
- * there is no normalizer); normalizers {@code Prepend}, {@code Replace} with a string pattern, and a
- * {@code Sequence} of them; pre-tokenizers {@code ByteLevel} and {@code Metaspace}; the {@code BPE}
+ * added-token splitting (special or not, {@code single_word}, {@code lstrip}, {@code rstrip},
+ * matched in the raw text or, {@code normalized}, in the normalized text; see {@link AddedTokens});
+ * the normalizers of {@link Normalizer}; the pre-tokenizers of {@link PreTokenizer}; the {@code BPE}
  * model with {@code byte_fallback}, {@code unk_token}, {@code fuse_unk} and {@code ignore_merges};
- * post-processors {@code TemplateProcessing} (single sequence) and {@code ByteLevel}; decoders
+ * post-processors {@code TemplateProcessing} (single sequence), {@code ByteLevel}, and a
+ * {@code Sequence} of ByteLevel and at most one TemplateProcessing (Llama 3.1's); decoders
  * {@code ByteLevel}, {@code Metaspace}, {@code Replace}, {@code ByteFallback}, {@code Fuse},
  * {@code Strip} and a {@code Sequence} of them. Training and generation must use the ids the pretrained weights saw, so
  * it must never approximate: a file that asks for any other component, or an option it does not
@@ -39,22 +44,29 @@ import java.util.stream.IntStream;
  */
 public final class BpeTokenizer {
 
-    private static final List<String> NORMALIZER_TYPES = List.of("Prepend", "Replace", "Sequence");
-    private static final List<String> PRE_TOKENIZER_TYPES = List.of("ByteLevel", "Metaspace");
-    private static final List<String> POST_PROCESSOR_TYPES = List.of("TemplateProcessing", "ByteLevel");
+    private static final List<String> POST_PROCESSOR_TYPES = List.of("TemplateProcessing", "ByteLevel", "Sequence");
+    private static final List<String> SEQUENCE_POST_PROCESSOR_TYPES = List.of("TemplateProcessing", "ByteLevel");
     /** Names under which files that do not say it themselves conventionally keep BOS and EOS, in order of preference. */
     private static final List<String> CONVENTIONAL_BOS = List.of("<s>", "<|begin_of_text|>", "<|endoftext|>");
     private static final List<String> CONVENTIONAL_EOS = List.of("</s>", "<|end_of_text|>", "<|endoftext|>");
+    /** Special tokens that end a sequence or a chat turn: Llama 3's end of text, end of turn and end of message, Qwen2's end of turn. */
+    private static final List<String> END_TOKENS = List.of("</s>", "<|end_of_text|>", "<|endoftext|>", "<|eot_id|>", "<|eom_id|>", "<|im_end|>");
 
     private final String source;
     private final BpeModel model;
-    /** Every id's token, model vocabulary and added tokens together, {@code (V)}. */
+    /**
+     * Every id's token, model vocabulary and added tokens together, {@code (V)}; a {@code normalized}
+     * added token in its normalized form, which is what the reference decodes and reports for its id.
+     */
     private final String[] tokenById;
+    /** By content, as the reference's token_to_id. */
     private final Map<String, Integer> idByToken;
     /** Whether each id is a special added token, {@code (V)}. */
     private final boolean[] special;
+    /** The contents of the special added tokens: decoding that skips them tests each id's token against these. */
+    private final Set<String> specialContents = new HashSet<>();
 
-    private final List<UnaryOperator<String>> normalizers;
+    private final Normalizer normalizer;
     private final PreTokenizer preTokenizer;
     private final AddedTokens addedTokens;
     private final BpeDecoder decoder;
@@ -62,41 +74,65 @@ public final class BpeTokenizer {
     private final PostProcessorTemplate template;
     private final OptionalInt bosId;
     private final OptionalInt eosId;
+    /** EOS first, then the template's trailing specials and the conventional end tokens the file holds as special tokens. */
+    private final int[] endIds;
     private final OptionalInt padId;
     private final OptionalInt unkId;
 
+    /**
+     * Reads {@code file}, and the {@code tokenizer_config.json} beside it if there is one: its
+     * {@code bos_token} and {@code eos_token} then decide {@link #bosId()} and {@link #eosId()}, and its
+     * {@code add_bos_token} / {@code add_eos_token}, when present, must agree with what the
+     * post-processor adds. (transformers applies those flags to some tokenizer classes and not to others
+     * — 5.18 leaves a tokenizer.json's post-processor alone for PreTrainedTokenizerFast — so a file
+     * where they disagree has no single right encoding and is refused.)
+     */
     public static BpeTokenizer fromJson(Path file) {
-        return new BpeTokenizer(TokenizerJson.read(file));
+        TokenizerJson json = TokenizerJson.read(file);
+        return new BpeTokenizer(json, TokenizerConfig.besides(file).orElse(null));
     }
 
+    /** Reads a tokenizer.json alone, without a tokenizer_config.json. */
     public static BpeTokenizer fromStream(InputStream in, String sourceName) {
-        return new BpeTokenizer(TokenizerJson.read(in, sourceName));
+        return new BpeTokenizer(TokenizerJson.read(in, sourceName), null);
     }
 
-    private BpeTokenizer(TokenizerJson json) {
+    private BpeTokenizer(TokenizerJson json, TokenizerConfig config) {
         this.source = json.source;
         JsonNode root = json.root;
         this.model = BpeModel.read(json, json.object(root, "model", "model", "a BPE model object"));
-        this.normalizers = readNormalizers(json, json.optionalObject(root, "normalizer", "normalizer", "a normalizer object or null"));
-        this.preTokenizer = readPreTokenizer(json, json.optionalObject(root, "pre_tokenizer", "pre_tokenizer", "a pre-tokenizer object or null"));
+        this.normalizer = Normalizer.read(json, json.optionalObject(root, "normalizer", "normalizer", "a normalizer object or null"), "normalizer");
+        this.preTokenizer = PreTokenizer.read(json, json.optionalObject(root, "pre_tokenizer", "pre_tokenizer",
+                "a pre-tokenizer object or null"), "pre_tokenizer", model.vocab());
         this.decoder = BpeDecoder.read(json, json.optionalObject(root, "decoder", "decoder", "a decoder object or null"));
 
         // Added tokens may be new ids beyond the model's vocabulary (GPT-2's <|endoftext|> is).
-        this.addedTokens = AddedTokens.read(json, model.vocab(), true, !normalizers.isEmpty());
+        this.addedTokens = AddedTokens.read(json, model.vocab(), true, normalizer);
         this.tokenById = denseVocabulary(json, addedTokens.tokens());
         this.idByToken = new HashMap<>(model.vocab());
         this.special = new boolean[tokenById.length];
         for (AddedTokens.Token token : addedTokens.tokens()) {
             idByToken.put(token.content(), token.id());
+            tokenById[token.id()] = token.pattern();
             special[token.id()] = token.special();
+            if (token.special()) {
+                specialContents.add(token.content());
+            }
         }
 
         this.template = readTemplate(json, json.optionalObject(root, "post_processor", "post_processor",
                 "a post-processor object or null"));
         int[] leading = template.leadingIds();
         int[] trailing = template.trailingIds();
-        this.bosId = leading.length == 1 ? OptionalInt.of(leading[0]) : conventionalSpecial(CONVENTIONAL_BOS);
-        this.eosId = trailing.length == 1 ? OptionalInt.of(trailing[0]) : conventionalSpecial(CONVENTIONAL_EOS);
+        this.bosId = config != null && config.bos() != null ? configured(config, "bos_token", config.bos())
+                : leading.length == 1 ? OptionalInt.of(leading[0]) : conventionalSpecial(CONVENTIONAL_BOS);
+        this.eosId = config != null && config.eos() != null ? configured(config, "eos_token", config.eos())
+                : trailing.length == 1 ? OptionalInt.of(trailing[0]) : conventionalSpecial(CONVENTIONAL_EOS);
+        if (config != null) {
+            checkAgrees(config, "add_bos_token", config.addBos(), bosId, leading, "before");
+            checkAgrees(config, "add_eos_token", config.addEos(), eosId, trailing, "after");
+        }
+        this.endIds = endIds(trailing);
         this.padId = readPadId(json);
         this.unkId = model.unkId() < 0 ? OptionalInt.empty() : OptionalInt.of(model.unkId());
     }
@@ -122,12 +158,17 @@ public final class BpeTokenizer {
         return decode(ids, false);
     }
 
-    /** The text of {@code ids}; with {@code skipSpecialTokens}, special added tokens ({@code <s>}, {@code <|endoftext|>}) are left out. */
+    /**
+     * The text of {@code ids}; with {@code skipSpecialTokens}, special added tokens ({@code <s>},
+     * {@code <|endoftext|>}) are left out. As in the reference, what is left out is any id whose token
+     * reads as a special token's content, so a {@code normalized} special token that normalization
+     * changed is kept.
+     */
     public String decode(int[] ids, boolean skipSpecialTokens) {
         List<String> tokens = new ArrayList<>(ids.length);
         for (int id : ids) {
             String token = token(id);
-            if (!(skipSpecialTokens && special[id])) {
+            if (!(skipSpecialTokens && specialContents.contains(token))) {
                 tokens.add(token);
             }
         }
@@ -153,18 +194,33 @@ public final class BpeTokenizer {
     }
 
     /**
-     * The beginning-of-sequence token: the one special token the post-processor puts before the text,
-     * else the first special added token named {@code <s>}, {@code <|begin_of_text|>} or
-     * {@code <|endoftext|>} (GPT-2 uses it for both ends). A tokenizer.json does not name BOS and EOS
-     * itself; Hugging Face keeps them in tokenizer_config.json, which this class does not read.
+     * The beginning-of-sequence token: the tokenizer_config.json's {@code bos_token} when
+     * {@link #fromJson} found one (Qwen2.5's says none), else the one special token the post-processor
+     * puts before the text, else the first special added token named {@code <s>},
+     * {@code <|begin_of_text|>} or {@code <|endoftext|>} (GPT-2 uses it for both ends). Encoding adds
+     * BOS only through the post-processor, whatever this returns.
      */
     public OptionalInt bosId() {
         return bosId;
     }
 
-    /** The end-of-sequence token: as {@link #bosId()}, after the text, else {@code </s>}, {@code <|end_of_text|>} or {@code <|endoftext|>}. */
+    /**
+     * The end-of-sequence token: the tokenizer_config.json's {@code eos_token} when {@link #fromJson} found
+     * one, else the one special token the post-processor puts after the text, else {@code </s>},
+     * {@code <|end_of_text|>} or {@code <|endoftext|>}. Training appends it to each response.
+     */
     public OptionalInt eosId() {
         return eosId;
+    }
+
+    /**
+     * Every token that may end a generation, {@link #eosId()} first: also the post-processor's trailing
+     * specials and the special tokens {@code </s>}, {@code <|end_of_text|>}, {@code <|endoftext|>},
+     * {@code <|eot_id|>}, {@code <|eom_id|>}, {@code <|im_end|>} the file holds — as Llama 3.1 Instruct's
+     * and Qwen2.5 Instruct's generation configs list end of text and end of turn together.
+     */
+    public int[] endIds() {
+        return endIds.clone();
     }
 
     /** The pad token the file's {@code padding} section names, if it has one. */
@@ -181,10 +237,7 @@ public final class BpeTokenizer {
 
     /** Normalizes one stretch of text between raw-matched added tokens, then splits it on normalized-matched ones. */
     private void appendSegment(String segment, boolean atInputStart, IntStream.Builder ids) {
-        String normalized = segment;
-        for (UnaryOperator<String> normalizer : normalizers) {
-            normalized = normalizer.apply(normalized);
-        }
+        String normalized = normalizer.apply(segment);
         addedTokens.splitNormalized(normalized, (piece, offset) -> {
             for (String word : preTokenizer.words(piece, atInputStart && offset == 0)) {
                 if (!word.isEmpty()) {
@@ -218,65 +271,7 @@ public final class BpeTokenizer {
         return fixed == null ? text : fixed.toString();
     }
 
-    private interface PreTokenizer {
-        /** The words of one piece of normalized text; {@code atInputStart} says whether it begins the whole input. */
-        List<String> words(String piece, boolean atInputStart);
-    }
-
     // --- reading tokenizer.json ---
-
-    private static List<UnaryOperator<String>> readNormalizers(TokenizerJson json, JsonNode normalizer) {
-        List<UnaryOperator<String>> steps = new ArrayList<>();
-        if (normalizer == null) {
-            return steps;
-        }
-        if (json.type(normalizer, "normalizer", NORMALIZER_TYPES).equals("Sequence")) {
-            JsonNode list = json.array(normalizer, "normalizers", "normalizer.normalizers", "an array of normalizers");
-            for (int i = 0; i < list.size(); i++) {
-                String path = "normalizer.normalizers[" + i + "]";
-                JsonNode step = list.get(i);
-                if (!step.isObject()) {
-                    throw json.fail(path, "is " + TokenizerJson.abbreviate(step), "a normalizer object");
-                }
-                json.type(step, path, List.of("Prepend", "Replace"));
-                steps.add(normalizerStep(json, step, path));
-            }
-        } else {
-            steps.add(normalizerStep(json, normalizer, "normalizer"));
-        }
-        return List.copyOf(steps);
-    }
-
-    private static UnaryOperator<String> normalizerStep(TokenizerJson json, JsonNode step, String path) {
-        if (step.get("type").textValue().equals("Prepend")) {
-            String prefix = json.text(step, "prepend", path + ".prepend");
-            // tokenizers prepends nothing to an empty string.
-            return s -> s.isEmpty() ? s : prefix + s;
-        }
-        String pattern = BpeDecoder.stringPattern(json, step, path);
-        String content = json.text(step, "content", path + ".content");
-        return s -> s.replace(pattern, content);
-    }
-
-    private PreTokenizer readPreTokenizer(TokenizerJson json, JsonNode node) {
-        if (node == null) {
-            return (piece, atInputStart) -> List.of(piece);
-        }
-        if (json.type(node, "pre_tokenizer", PRE_TOKENIZER_TYPES).equals("Metaspace")) {
-            Metaspace metaspace = Metaspace.read(json, node, "pre_tokenizer");
-            return metaspace::words;
-        }
-        boolean addPrefixSpace = json.bool(node, "add_prefix_space", "pre_tokenizer.add_prefix_space");
-        boolean useRegex = json.optionalBool(node, "use_regex", "pre_tokenizer.use_regex", true);
-        for (int b = 0; b < 256; b++) {
-            String character = String.valueOf(ByteLevel.charOf(b));
-            if (!model.vocab().containsKey(character)) {
-                throw json.fail("model.vocab", "has no token \"" + character + "\" for byte " + String.format("0x%02X", b)
-                        + " although pre_tokenizer is ByteLevel", "all 256 characters of the byte-level alphabet");
-            }
-        }
-        return (piece, atInputStart) -> ByteLevel.words(piece, addPrefixSpace, useRegex);
-    }
 
     /** Model vocabulary and added tokens as one table; ids must be 0..V-1, each used once, so that V is the embedding rows. */
     private String[] denseVocabulary(TokenizerJson json, List<AddedTokens.Token> added) {
@@ -302,12 +297,80 @@ public final class BpeTokenizer {
         return tokens;
     }
 
-    /** The {@code single} template of a TemplateProcessing post-processor; one that adds nothing for ByteLevel (offsets only) or none. */
+    /**
+     * The {@code single} template of a TemplateProcessing post-processor, alone or in a Sequence beside
+     * ByteLevel ones; one that adds nothing for ByteLevel (offsets only) or none.
+     */
     private PostProcessorTemplate readTemplate(TokenizerJson json, JsonNode post) {
-        if (post == null || json.type(post, "post_processor", POST_PROCESSOR_TYPES).equals("ByteLevel")) {
+        if (post == null) {
             return PostProcessorTemplate.sequenceOnly(json.source);
         }
-        return PostProcessorTemplate.single(json, post, this::tokenId);
+        switch (json.type(post, "post_processor", POST_PROCESSOR_TYPES)) {
+            case "ByteLevel" -> {
+                return PostProcessorTemplate.sequenceOnly(json.source);
+            }
+            case "TemplateProcessing" -> {
+                return PostProcessorTemplate.single(json, post, this::tokenId);
+            }
+            default -> {
+                JsonNode list = json.array(post, "processors", "post_processor.processors", "an array of post-processors");
+                PostProcessorTemplate template = null;
+                for (int i = 0; i < list.size(); i++) {
+                    String path = "post_processor.processors[" + i + "]";
+                    JsonNode step = list.get(i);
+                    if (!step.isObject()) {
+                        throw json.fail(path, "is " + TokenizerJson.abbreviate(step), "a post-processor object");
+                    }
+                    if (json.type(step, path, SEQUENCE_POST_PROCESSOR_TYPES).equals("TemplateProcessing")) {
+                        if (template != null) {
+                            throw json.fail(path + ".type", "is a second \"TemplateProcessing\"", "at most one TemplateProcessing in the sequence");
+                        }
+                        template = PostProcessorTemplate.single(json, step, path, this::tokenId);
+                    }
+                }
+                return template != null ? template : PostProcessorTemplate.sequenceOnly(json.source);
+            }
+        }
+    }
+
+    private OptionalInt configured(TokenizerConfig config, String field, TokenizerConfig.Named named) {
+        if (named.token() == null) {
+            return OptionalInt.empty();
+        }
+        int id = tokenId(named.token());
+        if (id < 0) {
+            throw new IllegalArgumentException(config.source() + ": field '" + field + "' is \"" + named.token() + "\"; expected a token "
+                    + source + " holds");
+        }
+        return OptionalInt.of(id);
+    }
+
+    /** tokenizer_config.json's {@code add_bos_token} or {@code add_eos_token} must say what the post-processor does. */
+    private void checkAgrees(TokenizerConfig config, String field, Boolean add, OptionalInt token, int[] added, String where) {
+        if (add == null) {
+            return;
+        }
+        boolean agrees = add ? token.isPresent() && Arrays.equals(added, new int[] {token.getAsInt()}) : added.length == 0;
+        if (!agrees) {
+            String does = added.length == 0 ? "adds nothing " + where + " the text"
+                    : "puts " + Arrays.stream(added).mapToObj(this::token).toList() + " " + where + " the text";
+            throw new IllegalArgumentException(config.source() + ": field '" + field + "' is " + add + " while the post_processor of "
+                    + source + " " + does + "; expected the two to agree (transformers applies " + field
+                    + " for some tokenizer classes only, so the ids would depend on which)");
+        }
+    }
+
+    private int[] endIds(int[] trailing) {
+        LinkedHashSet<Integer> ids = new LinkedHashSet<>();
+        eosId.ifPresent(ids::add);
+        Arrays.stream(trailing).forEach(ids::add);
+        for (String name : END_TOKENS) {
+            int id = tokenId(name);
+            if (id >= 0 && special[id]) {
+                ids.add(id);
+            }
+        }
+        return ids.stream().mapToInt(Integer::intValue).toArray();
     }
 
     private OptionalInt readPadId(TokenizerJson json) {

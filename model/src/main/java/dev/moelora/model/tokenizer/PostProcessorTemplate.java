@@ -57,12 +57,17 @@ final class PostProcessorTemplate {
 
     /** The {@code single} template of TemplateProcessing {@code post}: sequence A once; {@code vocabulary} gives a token's id or -1. */
     static PostProcessorTemplate single(TokenizerJson json, JsonNode post, ToIntFunction<String> vocabulary) {
-        return read(json, post, "single", List.of("A"), vocabulary);
+        return single(json, post, "post_processor", vocabulary);
+    }
+
+    /** As {@link #single(TokenizerJson, JsonNode, ToIntFunction)} for a TemplateProcessing at {@code path} (inside a Sequence). */
+    static PostProcessorTemplate single(TokenizerJson json, JsonNode post, String path, ToIntFunction<String> vocabulary) {
+        return read(json, post, path, "single", List.of("A"), vocabulary);
     }
 
     /** The {@code pair} template of TemplateProcessing {@code post}: sequences A and B once each. */
     static PostProcessorTemplate pair(TokenizerJson json, JsonNode post, ToIntFunction<String> vocabulary) {
-        return read(json, post, "pair", List.of("A", "B"), vocabulary);
+        return read(json, post, "post_processor", "pair", List.of("A", "B"), vocabulary);
     }
 
     /** A single template that adds nothing, for a file whose post-processor adds no ids (or that has none). */
@@ -131,11 +136,12 @@ final class PostProcessorTemplate {
      * on every piece, as tokenizers' own deserializer requires it. Special-token ids must be the ones
      * the vocabulary gives their tokens, which tokenizers does not check.
      */
-    private static PostProcessorTemplate read(TokenizerJson json, JsonNode post, String name, List<String> sequenceNames,
+    private static PostProcessorTemplate read(TokenizerJson json, JsonNode post, String postPath, String name, List<String> sequenceNames,
                                               ToIntFunction<String> vocabulary) {
-        String path = "post_processor." + name;
+        String path = postPath + "." + name;
         JsonNode array = json.array(post, name, path, "an array of SpecialToken and Sequence pieces");
-        JsonNode specials = json.object(post, "special_tokens", "post_processor.special_tokens", "an object of special tokens");
+        String specialsPath = postPath + ".special_tokens";
+        JsonNode specials = json.object(post, "special_tokens", specialsPath, "an object of special tokens");
         String expected = "each of " + sequenceNames + " exactly once in a " + name + " template";
         List<Piece> pieces = new ArrayList<>();
         boolean[] seen = new boolean[sequenceNames.size()];
@@ -145,7 +151,7 @@ final class PostProcessorTemplate {
             if (piece.has("SpecialToken")) {
                 JsonNode special = piece.get("SpecialToken");
                 String tokenName = json.text(special, "id", piecePath + ".SpecialToken.id");
-                pieces.add(new SpecialPiece(specialIds(json, specials, tokenName, vocabulary),
+                pieces.add(new SpecialPiece(specialIds(json, specials, specialsPath, tokenName, vocabulary),
                         json.nonNegativeInt(special, "type_id", piecePath + ".SpecialToken.type_id")));
             } else if (piece.has("Sequence")) {
                 JsonNode sequence = piece.get("Sequence");
@@ -168,8 +174,9 @@ final class PostProcessorTemplate {
         return new PostProcessorTemplate(json.source, path, pieces, sequenceNames.size());
     }
 
-    private static int[] specialIds(TokenizerJson json, JsonNode specials, String tokenName, ToIntFunction<String> vocabulary) {
-        String path = "post_processor.special_tokens." + tokenName;
+    private static int[] specialIds(TokenizerJson json, JsonNode specials, String specialsPath, String tokenName,
+                                    ToIntFunction<String> vocabulary) {
+        String path = specialsPath + "." + tokenName;
         JsonNode special = json.object(specials, tokenName, path, "the ids and tokens of special token " + tokenName);
         JsonNode ids = special.get("ids");
         JsonNode tokens = special.get("tokens");

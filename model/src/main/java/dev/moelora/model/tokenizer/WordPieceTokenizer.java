@@ -121,7 +121,7 @@ public final class WordPieceTokenizer {
         json.type(preTokenizer, "pre_tokenizer", List.of("BertPreTokenizer"));
 
         // Every added token is a model.vocab entry (tokenById is model.vocab alone), and BertNormalizer is always there.
-        this.addedTokens = AddedTokens.read(json, vocab, false, true);
+        this.addedTokens = AddedTokens.read(json, vocab, false, null);
 
         JsonNode post = json.object(root, "post_processor", "post_processor", "a TemplateProcessing post-processor");
         json.type(post, "post_processor", List.of("TemplateProcessing"));

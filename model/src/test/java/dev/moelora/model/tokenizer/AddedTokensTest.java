@@ -34,7 +34,7 @@ class AddedTokensTest {
 
     @Test
     void theLeftmostMatchWinsAndAtOnePositionTheLongest() throws IOException {
-        AddedTokens added = read(tree(token(10, "<x>", false), token(11, "<x><y>", false), token(12, "y><z", false)), true, false);
+        AddedTokens added = read(tree(token(10, "<x>", false), token(11, "<x><y>", false), token(12, "y><z", false)), true, new Normalizer(List.of()));
 
         // "<x><y>" beats "<x>" at offset 1; "y><z" starts inside that match and so never matches.
         assertEquals(List.of("text a@0", "token 11", "text <z>@7"), rawSplit(added, "a<x><y><z>"));
@@ -44,7 +44,7 @@ class AddedTokensTest {
 
     @Test
     void normalizedTokensMatchOnlyInNormalizedTextAndRawOnesOnlyInRawText() throws IOException {
-        AddedTokens added = read(tree(token(10, "<raw>", false), token(11, "<norm>", true)), true, false);
+        AddedTokens added = read(tree(token(10, "<raw>", false), token(11, "<norm>", true)), true, new Normalizer(List.of()));
 
         assertEquals(List.of("token 10", "text <norm>@5"), rawSplit(added, "<raw><norm>"));
         List<String> normalized = new ArrayList<>();
@@ -57,14 +57,15 @@ class AddedTokensTest {
         ObjectNode root = tree(token(11, "<b>", false), token(10, "<a>", false));
         ((ObjectNode) root.get("added_tokens").get(1)).put("special", false);
 
-        List<AddedTokens.Token> tokens = read(root, true, false).tokens();
+        List<AddedTokens.Token> tokens = read(root, true, new Normalizer(List.of())).tokens();
 
-        assertEquals(List.of(new AddedTokens.Token("<b>", 11, true, false), new AddedTokens.Token("<a>", 10, false, false)), tokens);
+        assertEquals(List.of(new AddedTokens.Token("<b>", 11, true, false, false, false, false, "<b>"),
+                new AddedTokens.Token("<a>", 10, false, false, false, false, false, "<a>")), tokens);
     }
 
     @Test
     void aTokenTheModelVocabularyHoldsNeedsItsIdEvenWhenTokensMayExtendIt() throws IOException {
-        AddedTokens added = read(tree(token(2, "ab", false), token(7, "<new>", false)), true, false);
+        AddedTokens added = read(tree(token(2, "ab", false), token(7, "<new>", false)), true, new Normalizer(List.of()));
 
         assertEquals(List.of("text x@0", "token 2", "token 7"), rawSplit(added, "xab<new>"));
     }
@@ -83,8 +84,8 @@ class AddedTokensTest {
                         root -> added(root).add("<s>")),
                 rejected("a token without its special flag", "added_tokens[0].special", "is missing", true,
                         root -> added(root).add(token(7, "<s>", false).without(List.of("special")))),
-                rejected("a single_word token", "added_tokens[0].single_word", "is true", true,
-                        root -> added(root).add(token(7, "<s>", false).put("single_word", true))),
+                rejected("a token without its lstrip flag", "added_tokens[0].lstrip", "is missing", true,
+                        root -> added(root).add(token(7, "<s>", false).without(List.of("lstrip")))),
                 rejected("missing added_tokens", "added_tokens", "is missing", true, root -> root.remove("added_tokens")));
     }
 
@@ -95,17 +96,55 @@ class AddedTokensTest {
         ObjectNode root = tree();
         addIt.accept(root);
 
-        assertRejectedNaming(SOURCE, field, value, () -> read(root, extendsModelVocab, false));
+        assertRejectedNaming(SOURCE, field, value, () -> read(root, extendsModelVocab, new Normalizer(List.of())));
     }
 
+    /** As tokenizers does when it adds a normalized token: Prepend("▁") makes "</s>" match as "▁</s>" (the SentencePiece goldens' variant shows it end to end). */
     @Test
-    void aNormalizedTokenIsRejectedOnlyWhenTheFileHasANormalizer() throws IOException {
-        ObjectNode root = tree(token(7, "<s>", true));
+    void aNormalizedTokenIsMatchedInItsNormalizedForm() throws IOException {
+        ObjectNode root = tree(token(7, "</s>", true), token(8, "<raw>", false));
+        Normalizer prepend = new Normalizer(List.of(s -> s.isEmpty() ? s : "▁" + s));
 
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> read(root, true, true));
+        AddedTokens added = read(root, true, prepend);
 
-        assertTrue(e.getMessage().contains("field 'added_tokens[0].normalized' is true while the file has a normalizer"), e.getMessage());
-        assertEquals(1, read(root, true, false).tokens().size());
+        assertEquals("▁</s>", added.tokens().get(0).pattern());
+        assertEquals("<raw>", added.tokens().get(1).pattern());
+        List<String> normalized = new ArrayList<>();
+        added.splitNormalized("a▁</s></s>", (text, offset) -> normalized.add("text " + text + "@" + offset), id -> normalized.add("token " + id));
+        assertEquals(List.of("text a@0", "token 7", "text </s>@6"), normalized);
+    }
+
+    /** WordPiece's reader passes no normalizer: it matches added tokens only in raw text and without flags, so it refuses them. */
+    @ParameterizedTest(name = "{0} is refused without a normalizer")
+    @MethodSource("flags")
+    void aReaderWithoutANormalizerRefusesFlagsItCannotHonour(String flag) throws IOException {
+        ObjectNode root = tree(token(7, "<s>", false).put(flag, true));
+
+        assertRejectedNaming(SOURCE, "added_tokens[0]." + flag, "is true", () -> read(root, true, null));
+        assertEquals(1, read(root, true, new Normalizer(List.of())).tokens().size());
+    }
+
+    static Stream<String> flags() {
+        return Stream.of("normalized", "single_word", "lstrip", "rstrip");
+    }
+
+    /** Expected splits as tokenizers 0.23.2 (Python) gives them for these tokens (encode().tokens on a byte-level model); BpeTokenizerChatTest checks the flags on real chat tokens. */
+    @Test
+    void flagsWidenOrDiscardAMatchAsTheReferenceDoes() throws IOException {
+        ObjectNode root = tree(token(7, "<l>", false).put("lstrip", true), token(8, "<r>", false).put("rstrip", true),
+                token(9, "<w>", false).put("single_word", true), token(10, "w>x", false));
+        AddedTokens added = read(root, true, new Normalizer(List.of()));
+
+        assertEquals(List.of("text a@0", "token 7", "text b@7"), rawSplit(added, "a \u00a0 <l>b"));
+        assertEquals(List.of("text a@0", "token 8", "text b@7"), rawSplit(added, "a<r> \t\nb"));
+        assertEquals(List.of("text x<w>@0"), rawSplit(added, "x<w>"));
+        assertEquals(List.of("text é<w> @0"), rawSplit(added, "é<w> "));
+        assertEquals(List.of("text - @0", "token 9", "text  -@5"), rawSplit(added, "- <w> -"));
+        // Spaces between an rstrip and an lstrip token go with neither twice.
+        assertEquals(List.of("token 8", "token 7"), rawSplit(added, "<r>  <l>"));
+        // A discarded single_word match is not searched again: "w>x" inside it never matches.
+        assertEquals(List.of("text a<w>x@0"), rawSplit(added, "a<w>x"));
+        assertEquals(List.of("token 9", "text  @3", "token 10"), rawSplit(added, "<w> w>x"));
     }
 
     // --- helpers, the first shared with PostProcessorTemplateTest ---
@@ -124,9 +163,9 @@ class AddedTokensTest {
         return Arguments.of(description, field, value, extendsModelVocab, addIt);
     }
 
-    private static AddedTokens read(ObjectNode root, boolean extendsModelVocab, boolean hasNormalizer) throws IOException {
+    private static AddedTokens read(ObjectNode root, boolean extendsModelVocab, Normalizer normalizer) throws IOException {
         TokenizerJson json = TokenizerJson.read(new ByteArrayInputStream(JSON.writeValueAsBytes(root)), SOURCE);
-        return AddedTokens.read(json, MODEL_VOCAB, extendsModelVocab, hasNormalizer);
+        return AddedTokens.read(json, MODEL_VOCAB, extendsModelVocab, normalizer);
     }
 
     private static List<String> rawSplit(AddedTokens added, String input) {

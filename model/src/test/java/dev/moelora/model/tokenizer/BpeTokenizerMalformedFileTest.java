@@ -15,6 +15,8 @@ import java.nio.file.Path;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
 
+import static dev.moelora.model.tokenizer.BpeTokenizerChatTest.LLAMA3;
+import static dev.moelora.model.tokenizer.BpeTokenizerChatTest.QWEN2;
 import static dev.moelora.model.tokenizer.BpeTokenizerTest.BYTE_LEVEL;
 import static dev.moelora.model.tokenizer.BpeTokenizerTest.JSON;
 import static dev.moelora.model.tokenizer.BpeTokenizerTest.SENTENCEPIECE;
@@ -59,8 +61,8 @@ class BpeTokenizerMalformedFileTest {
                 }),
                 broken("unk token not in the vocab", SENTENCEPIECE, "model.unk_token", "\"<unknown>\"",
                         root -> model(root).put("unk_token", "<unknown>")),
-                broken("NFKC normalizer", SENTENCEPIECE, "normalizer.type", "\"NFKC\"",
-                        root -> root.putObject("normalizer").put("type", "NFKC")),
+                broken("BertNormalizer", SENTENCEPIECE, "normalizer.type", "\"BertNormalizer\"",
+                        root -> root.putObject("normalizer").put("type", "BertNormalizer")),
                 broken("Lowercase in the normalizer sequence", SENTENCEPIECE, "normalizer.normalizers[1].type", "\"Lowercase\"",
                         root -> ((ArrayNode) root.get("normalizer").get("normalizers")).set(1, JSON.createObjectNode().put("type", "Lowercase"))),
                 broken("regex Replace", SENTENCEPIECE, "normalizer.normalizers[1].pattern", "Regex",
@@ -89,9 +91,7 @@ class BpeTokenizerMalformedFileTest {
                         root -> ((ArrayNode) root.get("added_tokens")).addObject().put("id", 5).put("content", "<|pad|>")
                                 .put("single_word", false).put("lstrip", false).put("rstrip", false)
                                 .put("normalized", false).put("special", true)),
-                broken("lstrip added token", SENTENCEPIECE, "added_tokens[0].lstrip", "is true", root -> addedToken(root, 0).put("lstrip", true)),
-                broken("normalized added token under a normalizer", SENTENCEPIECE, "added_tokens[2].normalized", "is true",
-                        root -> addedToken(root, 2).put("normalized", true)),
+                broken("added token with a numeric lstrip", SENTENCEPIECE, "added_tokens[0].lstrip", "is 1", root -> addedToken(root, 0).put("lstrip", 1)),
                 broken("RobertaProcessing", SENTENCEPIECE, "post_processor.type", "\"RobertaProcessing\"",
                         root -> root.putObject("post_processor").put("type", "RobertaProcessing")),
                 broken("template special with the wrong id", SENTENCEPIECE, "post_processor.special_tokens.<s>.ids[0]", "is 7",
@@ -99,7 +99,59 @@ class BpeTokenizerMalformedFileTest {
                 broken("template without the sequence", SENTENCEPIECE, "post_processor.single", "no Sequence",
                         root -> ((ArrayNode) root.get("post_processor").get("single")).remove(1)),
                 broken("padding with the wrong pad id", SENTENCEPIECE, "padding.pad_id", "is 9",
-                        root -> root.putObject("padding").put("pad_token", "</s>").put("pad_id", 9)));
+                        root -> root.putObject("padding").put("pad_token", "</s>").put("pad_id", 9)),
+                // Llama 3 and Qwen2 pipelines
+                broken("Split without pattern", LLAMA3, "pre_tokenizer.pretokenizers[0].pattern", "is missing",
+                        root -> split(root).remove("pattern")),
+                broken("Split with an unknown behavior", LLAMA3, "pre_tokenizer.pretokenizers[0].behavior", "\"Isolate\"",
+                        root -> split(root).put("behavior", "Isolate")),
+                broken("Split without invert", QWEN2, "pre_tokenizer.pretokenizers[0].invert", "is missing",
+                        root -> split(root).remove("invert")),
+                broken("Split with an invalid regex", LLAMA3, "pre_tokenizer.pretokenizers[0].pattern.Regex", "not a valid regex",
+                        root -> split(root).putObject("pattern").put("Regex", "[\\p{L}+")),
+                broken("Split pattern both String and Regex", LLAMA3, "pre_tokenizer.pretokenizers[0].pattern", "\"String\"",
+                        root -> split(root).putObject("pattern").put("Regex", "\\s").put("String", " ")),
+                broken("Split pattern of an unknown kind", LLAMA3, "pre_tokenizer.pretokenizers[0].pattern", "\"Glob\"",
+                        root -> split(root).putObject("pattern").put("Glob", "*")),
+                broken("Split with an empty string pattern", QWEN2, "pre_tokenizer.pretokenizers[0].pattern.String", "is empty",
+                        root -> split(root).putObject("pattern").put("String", "")),
+                broken("Split regex with \\w (Unicode word sets differ)", LLAMA3, "pre_tokenizer.pretokenizers[0].pattern.Regex",
+                        "the escape \\w", root -> split(root).putObject("pattern").put("Regex", "\\w+")),
+                broken("Split regex with \\h (hex digit in Oniguruma)", LLAMA3, "pre_tokenizer.pretokenizers[0].pattern.Regex",
+                        "the escape \\h", root -> split(root).putObject("pattern").put("Regex", "[\\h]+")),
+                broken("Split regex with an anchor", LLAMA3, "pre_tokenizer.pretokenizers[0].pattern.Regex", "the anchor ^",
+                        root -> split(root).putObject("pattern").put("Regex", "^ +")),
+                broken("Split regex with a POSIX bracket", LLAMA3, "pre_tokenizer.pretokenizers[0].pattern.Regex", "POSIX bracket",
+                        root -> split(root).putObject("pattern").put("Regex", "[[:alpha:]]+")),
+                broken("Split regex with (?m) (dotall in Oniguruma)", LLAMA3, "pre_tokenizer.pretokenizers[0].pattern.Regex",
+                        "the group opening (?m)", root -> split(root).putObject("pattern").put("Regex", "(?m).+")),
+                broken("Split regex with a script property", QWEN2, "pre_tokenizer.pretokenizers[0].pattern.Regex",
+                        "a property other than a general category", root -> split(root).putObject("pattern").put("Regex", "\\p{Han}+")),
+                broken("Split regex with a possessive-looking interval", QWEN2, "pre_tokenizer.pretokenizers[0].pattern.Regex",
+                        "}+", root -> split(root).putObject("pattern").put("Regex", "\\p{N}{1,3}+")),
+                broken("Whitespace in the pre-tokenizer sequence", LLAMA3, "pre_tokenizer.pretokenizers[1].type", "\"Whitespace\"",
+                        root -> ((ArrayNode) root.get("pre_tokenizer").get("pretokenizers")).set(1, JSON.createObjectNode().put("type", "Whitespace"))),
+                broken("pre-tokenizer sequence that is not an array", QWEN2, "pre_tokenizer.pretokenizers", "{}",
+                        root -> ((ObjectNode) root.get("pre_tokenizer")).putObject("pretokenizers")),
+                broken("Digits without individual_digits", QWEN2, "pre_tokenizer.pretokenizers[0].individual_digits", "is missing",
+                        root -> ((ArrayNode) root.get("pre_tokenizer").get("pretokenizers")).set(0, JSON.createObjectNode().put("type", "Digits"))),
+                broken("Lowercase after NFC in the normalizer sequence", QWEN2, "normalizer.normalizers[1].type", "\"Lowercase\"",
+                        root -> root.putObject("normalizer").put("type", "Sequence").putArray("normalizers")
+                                .add(JSON.createObjectNode().put("type", "NFC")).add(JSON.createObjectNode().put("type", "Lowercase"))),
+                broken("unknown normalizer in a nested sequence", QWEN2, "normalizer.normalizers[0].normalizers[0].type", "\"Strip\"",
+                        root -> root.putObject("normalizer").put("type", "Sequence").putArray("normalizers").addObject()
+                                .put("type", "Sequence").putArray("normalizers").add(JSON.createObjectNode().put("type", "Strip"))),
+                broken("added token with a numeric content", QWEN2, "added_tokens[2].content", "is 151645",
+                        root -> addedToken(root, 2).put("content", 151645)),
+                broken("added token with a textual rstrip", LLAMA3, "added_tokens[9].rstrip", "\"yes\"",
+                        root -> addedToken(root, 9).put("rstrip", "yes")),
+                broken("RobertaProcessing in the post-processor sequence", LLAMA3, "post_processor.processors[0].type", "\"RobertaProcessing\"",
+                        root -> postProcessors(root).set(0, JSON.createObjectNode().put("type", "RobertaProcessing"))),
+                broken("two templates in the post-processor sequence", LLAMA3, "post_processor.processors[2].type", "second",
+                        root -> postProcessors(root).add(postProcessors(root).get(1).deepCopy())),
+                broken("template in a sequence with the wrong BOS id", LLAMA3,
+                        "post_processor.processors[1].special_tokens.<|begin_of_text|>.ids[0]", "is 3",
+                        root -> ((ArrayNode) postProcessors(root).get(1).get("special_tokens").get("<|begin_of_text|>").get("ids")).set(0, 3)));
     }
 
     @ParameterizedTest(name = "{0} is rejected naming field {2}")
@@ -123,13 +175,14 @@ class BpeTokenizerMalformedFileTest {
     @Test
     void anUnsupportedComponentIsRejectedListingWhatIsSupported() throws IOException {
         ObjectNode root = BpeTokenizerTest.resourceTree(SENTENCEPIECE);
-        root.putObject("pre_tokenizer").put("type", "Sequence");
-        Path file = dir.resolve("sequence.json");
+        root.putObject("pre_tokenizer").put("type", "BertPreTokenizer");
+        Path file = dir.resolve("bert.json");
         JSON.writeValue(file.toFile(), root);
 
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> BpeTokenizer.fromJson(file));
 
-        assertTrue(e.getMessage().contains("'pre_tokenizer.type' is \"Sequence\"; expected one of [ByteLevel, Metaspace]"), e.getMessage());
+        assertTrue(e.getMessage().contains("'pre_tokenizer.type' is \"BertPreTokenizer\"; expected one of "
+                + "[ByteLevel, Metaspace, Split, Digits, Sequence]"), e.getMessage());
     }
 
     @Test
@@ -175,6 +228,14 @@ class BpeTokenizerMalformedFileTest {
 
     private static ArrayNode merges(ObjectNode root) {
         return (ArrayNode) root.get("model").get("merges");
+    }
+
+    private static ObjectNode split(ObjectNode root) {
+        return (ObjectNode) root.get("pre_tokenizer").get("pretokenizers").get(0);
+    }
+
+    private static ArrayNode postProcessors(ObjectNode root) {
+        return (ArrayNode) root.get("post_processor").get("processors");
     }
 
     private static ObjectNode addedToken(ObjectNode root, int index) {
