@@ -34,7 +34,6 @@ import java.util.Optional;
  */
 final class HubClient {
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final Duration METADATA_TIMEOUT = Duration.ofSeconds(10);
     private static final int MAX_REDIRECTS = 10;
 
     private final HubSettings settings;
@@ -43,7 +42,7 @@ final class HubClient {
 
     HubClient(HubSettings settings) {
         this.settings = settings;
-        this.http = HttpClient.newBuilder().followRedirects(HttpClient.Redirect.NEVER).connectTimeout(METADATA_TIMEOUT).build();
+        this.http = HttpClient.newBuilder().followRedirects(HttpClient.Redirect.NEVER).connectTimeout(settings.etagTimeout()).build();
         this.hubHost = URI.create(settings.endpoint()).getHost();
     }
 
@@ -104,7 +103,9 @@ final class HubClient {
     /**
      * GETs {@code location} into {@code partial}, from its current length with {@code Range: bytes=N-}
      * when it has bytes already; a server that ignores the Range (200) or cannot serve it (416)
-     * gets the whole file again. Returns the bytes received in this call.
+     * gets the whole file again. A body that brings no byte for {@code HF_HUB_DOWNLOAD_TIMEOUT} is
+     * closed and this throws, keeping the part (the caller resumes it). Returns the bytes received
+     * in this call.
      */
     long download(URI location, Path partial, ModelName name, String file, Progress progress) throws IOException {
         long have = Files.exists(partial) ? Files.size(partial) : 0;
@@ -124,18 +125,80 @@ final class HubClient {
         long from = append ? have : 0, total = total(r.headers(), from);
         long received = 0;
         Files.createDirectories(partial.getParent());
-        try (InputStream in = r.body();
+        InputStream body = r.body();
+        StallWatch watch = new StallWatch(body, settings.downloadTimeout());
+        try (InputStream in = body;
              OutputStream out = Files.newOutputStream(partial, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
                      append ? StandardOpenOption.APPEND : StandardOpenOption.TRUNCATE_EXISTING)) {
             progress.start(file, from, total);
             byte[] buf = new byte[1 << 16];
             for (int n; (n = in.read(buf)) > 0; ) {
+                watch.progressed();
                 out.write(buf, 0, n);
                 received += n;
                 progress.advance(n);
             }
+        } catch (IOException e) {
+            if (watch.stalled()) {
+                throw new IOException("no byte for " + settings.downloadTimeout().toMillis() / 1000.0 + " s (HF_HUB_DOWNLOAD_TIMEOUT) after " + received
+                        + " bytes", e);
+            }
+            throw e;
+        } finally {
+            watch.stop();
+        }
+        if (watch.stalled()) {
+            throw new IOException("no byte for " + settings.downloadTimeout().toMillis() / 1000.0 + " s (HF_HUB_DOWNLOAD_TIMEOUT) after " + received + " bytes");
         }
         return received;
+    }
+
+    /**
+     * Closes a download's body when it has brought no byte for the timeout, so that a read blocked
+     * on a stalled connection returns (HttpClient has no read timeout of its own). One daemon
+     * thread per download, checking a few times per timeout.
+     */
+    private static final class StallWatch {
+        private final InputStream body;
+        private final long timeoutNanos;
+        private volatile long last = System.nanoTime();
+        private volatile boolean stalled, stopped;
+        private final Thread thread;
+
+        StallWatch(InputStream body, Duration timeout) {
+            this.body = body;
+            this.timeoutNanos = timeout.toNanos();
+            long tick = Math.max(10, timeout.toMillis() / 4);
+            this.thread = new Thread(() -> {
+                while (!stopped) {
+                    try {
+                        Thread.sleep(tick);
+                    } catch (InterruptedException e) {
+                        return;
+                    }
+                    if (!stopped && System.nanoTime() - last > timeoutNanos) {
+                        stalled = true;
+                        try {
+                            body.close();
+                        } catch (IOException ignored) {
+                            // the read it unblocks reports the stall
+                        }
+                        return;
+                    }
+                }
+            }, "hub-download-watch");
+            thread.setDaemon(true);
+            thread.start();
+        }
+
+        void progressed() { last = System.nanoTime(); }
+
+        boolean stalled() { return stalled; }
+
+        void stop() {
+            stopped = true;
+            thread.interrupt();
+        }
     }
 
     private static long total(HttpHeaders h, long from) {
@@ -162,7 +225,7 @@ final class HubClient {
         for (int hop = 0; hop <= MAX_REDIRECTS; hop++) {
             HttpRequest.Builder b = HttpRequest.newBuilder(uri).method(method, HttpRequest.BodyPublishers.noBody())
                     .header("User-Agent", "moelora/0.1 (java " + Runtime.version().feature() + ")").header("Accept-Encoding", "identity");
-            if (!download) b.timeout(METADATA_TIMEOUT);
+            if (!download) b.timeout(settings.etagTimeout());
             if (settings.token() != null && hubHost.equalsIgnoreCase(uri.getHost())) b.header("Authorization", "Bearer " + settings.token());
             if (from > 0) b.header("Range", "bytes=" + from + "-");
             HttpResponse<T> r;
@@ -171,7 +234,7 @@ final class HubClient {
             } catch (ConnectException | HttpConnectTimeoutException e) {
                 throw new HubException.Unreachable("cannot reach " + uri.getScheme() + "://" + uri.getAuthority() + " (" + describe(e) + ")", e);
             } catch (HttpTimeoutException e) {
-                throw new HubException.Unreachable(uri.getScheme() + "://" + uri.getAuthority() + " did not answer within " + METADATA_TIMEOUT.toSeconds() + " s", e);
+                throw new HubException.Unreachable(uri.getScheme() + "://" + uri.getAuthority() + " did not answer within " + settings.etagTimeout().toMillis() / 1000.0 + " s (HF_HUB_ETAG_TIMEOUT)", e);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new java.io.InterruptedIOException("interrupted while fetching " + uri);

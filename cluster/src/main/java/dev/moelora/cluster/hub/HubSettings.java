@@ -15,10 +15,13 @@ import java.util.Set;
  * {@code $XDG_CACHE_HOME/huggingface} or {@code ~/.cache/huggingface}; the endpoint
  * {@code HF_ENDPOINT}; the token {@code HF_TOKEN} (or {@code HUGGING_FACE_HUB_TOKEN}), else the
  * file {@code HF_TOKEN_PATH} or {@code $HF_HOME/token}; offline when {@code HF_HUB_OFFLINE} (or
- * {@code TRANSFORMERS_OFFLINE}) is 1, on, yes or true. Built from a map so a test passes its own
+ * {@code TRANSFORMERS_OFFLINE}) is 1, on, yes or true; {@code HF_HUB_ETAG_TIMEOUT} (seconds, default
+ * 10) bounds connecting and each metadata request, {@code HF_HUB_DOWNLOAD_TIMEOUT} (seconds,
+ * default 10) how long a download may go without receiving a byte. Built from a map so a test passes its own
  * environment instead of changing the JVM's. Progress and notices go to {@code log}.
  */
-public record HubSettings(String endpoint, Path cacheRoot, String token, String tokenSource, boolean offline, PrintStream log, boolean terminal) {
+public record HubSettings(String endpoint, Path cacheRoot, String token, String tokenSource, boolean offline, PrintStream log, boolean terminal,
+                          java.time.Duration etagTimeout, java.time.Duration downloadTimeout) {
     public static final String DEFAULT_ENDPOINT = "https://huggingface.co";
     private static final Set<String> TRUE = Set.of("1", "ON", "YES", "TRUE");
 
@@ -49,7 +52,22 @@ public record HubSettings(String endpoint, Path cacheRoot, String token, String 
         if (token == null) source = null;
         boolean offline = isTrue(env.get("HF_HUB_OFFLINE")) || isTrue(env.get("TRANSFORMERS_OFFLINE"));
         String endpoint = env.getOrDefault("HF_ENDPOINT", DEFAULT_ENDPOINT);
-        return new HubSettings(endpoint.isBlank() ? DEFAULT_ENDPOINT : endpoint, cache, token, source, offline, log, terminal);
+        return new HubSettings(endpoint.isBlank() ? DEFAULT_ENDPOINT : endpoint, cache, token, source, offline, log, terminal,
+                seconds(env, "HF_HUB_ETAG_TIMEOUT"), seconds(env, "HF_HUB_DOWNLOAD_TIMEOUT"));
+    }
+
+    /** A timeout in seconds (huggingface_hub's default 10), as a positive number; anything else is an error naming the variable. */
+    private static java.time.Duration seconds(Map<String, String> env, String key) {
+        String v = env.get(key);
+        if (v == null || v.isBlank()) return java.time.Duration.ofSeconds(10);
+        double s;
+        try {
+            s = Double.parseDouble(v.strip());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(key + "=" + v + ": expected a number of seconds");
+        }
+        if (!(s > 0) || Double.isInfinite(s)) throw new IllegalArgumentException(key + "=" + v + ": expected a number of seconds > 0");
+        return java.time.Duration.ofMillis(Math.max(1, Math.round(s * 1000)));
     }
 
     private static Path path(Map<String, String> env, String key, Path home, Path otherwise) {
@@ -69,6 +87,6 @@ public record HubSettings(String endpoint, Path cacheRoot, String token, String 
     }
 
     public HubSettings withOffline(boolean offline) {
-        return new HubSettings(endpoint, cacheRoot, token, tokenSource, offline, log, terminal);
+        return new HubSettings(endpoint, cacheRoot, token, tokenSource, offline, log, terminal, etagTimeout, downloadTimeout);
     }
 }

@@ -104,6 +104,8 @@ final class FakeHub implements AutoCloseable {
     final Map<String, AtomicLong> sent = new ConcurrentHashMap<>();
     /** The next GET of the file with this etag sends this many bytes, then breaks the connection. */
     final Map<String, Integer> cutAfter = new ConcurrentHashMap<>();
+    /** The next GET of the file with this etag sends this many bytes, then stalls (sends nothing, keeps the connection) for 30 s. */
+    final Map<String, Integer> stallAfter = new ConcurrentHashMap<>();
     /** The next n GETs of the file with this etag send it with one byte changed. */
     final Map<String, Integer> corrupt = new ConcurrentHashMap<>();
     /** Answer every Range request with the whole file (200), as a CDN that ignores Range does. */
@@ -262,10 +264,10 @@ final class FakeHub implements AutoCloseable {
         byte[] out = bytes.clone();
         if (corrupt.merge(b.etag(), -1, Integer::sum) >= 0) out[out.length / 2] ^= 0x5a;
         else corrupt.remove(b.etag());
-        Integer cut = cutAfter.remove(b.etag());
+        Integer cut = cutAfter.remove(b.etag()), stall = stallAfter.remove(b.etag());
         x.sendResponseHeaders(status, length);
         OutputStream os = x.getResponseBody();
-        int n = (int) (cut == null ? length : Math.min(cut, length));
+        int n = (int) (cut != null ? Math.min(cut, length) : stall != null ? Math.min(stall, length) : length);
         AtomicLong counter = sent.computeIfAbsent(key, k -> new AtomicLong());
         counter.addAndGet(n); // before the bytes leave: a client may have them all and a test read the count before this thread goes on
         try {
@@ -276,6 +278,14 @@ final class FakeHub implements AutoCloseable {
             throw e;
         }
         if (cut != null) throw new IOException("FakeHub cut the download of " + key + " after " + n + " bytes"); // closes the connection mid-body
+        if (stall != null) {
+            try {
+                Thread.sleep(30_000);                                      // a connection that stops sending; close() interrupts it
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            throw new IOException("FakeHub stalled the download of " + key + " after " + n + " bytes");
+        }
     }
 
     private void revisionInfo(HttpExchange x, Repo repo, String commit, Map<String, Blob> files, boolean blobs) throws IOException {

@@ -160,6 +160,23 @@ class HubModelsTest {
         assertFalse(Files.exists(other.resolve("models--org--tiny/blobs").resolve(weights.etag() + ".incomplete")));
     }
 
+    /** A connection that stops sending mid-file is given up after HF_HUB_DOWNLOAD_TIMEOUT and resumed with Range. */
+    @Test
+    void aStalledDownloadIsGivenUpAfterTheDownloadTimeoutAndResumed() throws Exception {
+        FakeHub.Blob weights = tiny.file(tiny.main, "model.safetensors");
+        tiny.hub.stallAfter.put(weights.etag(), 12_000);
+        long started = System.nanoTime();
+        Path snapshot = HubModels.resolve(ModelName.parse("hf:org/tiny"), tiny.settings(dir.resolve("stall-cache"), log, "HF_HUB_DOWNLOAD_TIMEOUT", "0.5"));
+        double seconds = (System.nanoTime() - started) / 1e9;
+        assertTrue(Arrays.equals(weights.bytes(), Files.readAllBytes(snapshot.resolve("model.safetensors"))));
+        assertTrue(seconds < 20, "given up long before the server's 30 s stall: " + seconds + " s");
+        assertTrue(logged().contains("HF_HUB_DOWNLOAD_TIMEOUT"), logged());
+        assertTrue(tiny.hub.requests().stream().anyMatch(r -> r.path().startsWith("/cdn/") && "bytes=12000-".equals(r.range())), tiny.hub.requests().toString());
+        IllegalArgumentException bad = assertThrows(IllegalArgumentException.class,
+                () -> tiny.settings(dir.resolve("x"), log, "HF_HUB_DOWNLOAD_TIMEOUT", "soon"));
+        assertTrue(bad.getMessage().contains("HF_HUB_DOWNLOAD_TIMEOUT=soon"), bad.getMessage());
+    }
+
     @Test
     void anInterruptedDownloadResumesWithRangeInTheSameRunAndInTheNext() throws Exception {
         FakeHub.Blob weights = tiny.file(tiny.main, "model.safetensors");
