@@ -196,7 +196,9 @@ class CheckpointStoreTest {
         assertEquals(Optional.empty(), store.reuse(4));
         Path fresh = store.begin(4);
         assertEquals(List.of(), listing(fresh), "the damaged directory is replaced by an empty one");
-        assertTrue(log.get(0).startsWith("checkpoint " + store.stepDir(4) + " is replaced: "), log.toString());
+        assertTrue(log.get(0).startsWith("checkpoint " + store.stepDir(4) + " is not reused: ") && log.get(0).contains("SHA-256"),
+                "reuse says why: " + log);
+        assertTrue(log.get(1).startsWith("checkpoint " + store.stepDir(4) + " is replaced: "), log.toString());
         save(store, 4);
         assertEquals(4, store.newestValid().orElseThrow().step());
     }
