@@ -2,7 +2,11 @@ package dev.moelora.cluster.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dev.moelora.cluster.tensorboard.PythonScript;
+import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -49,6 +53,23 @@ class BenchCommandTest {
         assertFigures(run.out());
         assertEquals(ENCODER.get(family), figure(run.out(), "trainable_parameters"), run.out());
         assertTrue(run.out().contains("sgemm_square_1024_gflop_per_s="), run.out());
+    }
+
+    /**
+     * bench/decoder_step.py builds the same adapters: the same trainable count for every family.
+     * Skipped where /usr/bin/python3 has no torch (the comparison needs it, the build does not).
+     */
+    @Test
+    void pytorchStepTrainsTheSameParametersAsTheJavaBench() throws Exception {
+        var probe = PythonScript.run(List.of("/usr/bin/python3", "-c", "import torch"), Duration.ofSeconds(60));
+        assumeTrue(probe.exit() == 0, "/usr/bin/python3 cannot import torch: " + probe.stderr());
+        for (String family : DECODER.keySet()) {
+            var r = PythonScript.run(List.of("/usr/bin/python3", "../bench/decoder_step.py", "--adapter", family, "--batch", "2", "--seq", "8",
+                    "--steps", "1", "--warmup", "0"), Duration.ofSeconds(120));
+            assertEquals(0, r.exit(), r.describe());
+            assertEquals(DECODER.get(family), figure(r.stdout(), "trainable_parameters"), r.stdout());
+            assertTrue(r.stdout().contains("tokens_per_s="), r.stdout());
+        }
     }
 
     @Test
