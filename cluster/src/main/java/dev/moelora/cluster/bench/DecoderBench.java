@@ -51,7 +51,7 @@ public final class DecoderBench {
      * (run keys, at least {@code adapter.type}) on batches of {@code batch} random sequences of
      * {@code seq} tokens, every next token counted in the loss.
      */
-    public static void run(PrintStream out, List<String> settings, int batch, int seq, int warmup, int steps) {
+    public static void run(PrintStream out, List<String> settings, int batch, int seq, StepBench.Options options) {
         if (batch < 1 || seq < 2) throw new IllegalArgumentException("the decoder bench needs --batch >= 1 and --seq >= 2, got " + batch + " and " + seq);
         RunConfig config = RunConfig.load(null, new ArrayList<>(settings));
         LlamaDecoder decoder = LlamaDecoder.random(CONFIG, DataType.FLOAT, 1);
@@ -86,6 +86,6 @@ public final class DecoderBench {
                 config.string("adapter.type"), adapters.describe(), CONFIG.hidden(), CONFIG.layers(), CONFIG.heads(), CONFIG.kvHeads(),
                 CONFIG.intermediate(), CONFIG.vocabSize(), batch, seq);
         StepBench.run(out, new StepBench.Setup(title, adapters, step, flops, n, new int[] {n, CONFIG.hidden(), CONFIG.intermediate()},
-                "the MLP's gate/up projection"), warmup, steps, 1e-3);
+                "the MLP's gate/up projection", 1e-3), options);
     }
 }

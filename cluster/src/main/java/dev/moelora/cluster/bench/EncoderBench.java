@@ -29,7 +29,7 @@ public final class EncoderBench {
     /**
      * @param settings {@code key=value} run settings for the adapter, at least {@code adapter.type=...}
      */
-    public static void run(PrintStream out, List<String> settings, int batch, int seq, int warmup, int steps) throws IOException {
+    public static void run(PrintStream out, List<String> settings, int batch, int seq, StepBench.Options options) throws IOException {
         if (batch < 1 || seq < 2) throw new IllegalArgumentException("the encoder bench needs --batch >= 1 and --seq >= 2, got " + batch + " and " + seq);
         RunConfig config = RunConfig.load(null, new ArrayList<>(settings));
         BertConfig bert = BertConfig.miniLmL6();
@@ -61,7 +61,7 @@ public final class EncoderBench {
         String title = String.format(Locale.ROOT, "encoder %s: %s; all-MiniLM-L6-v2 C=%d L=%d H=%d F=%d float32, backward from a fixed gradient; batch %d x seq %d",
                 config.string("adapter.type"), adapters.describe(), bert.hidden(), bert.layers(), bert.heads(), bert.intermediate(), batch, seq);
         StepBench.run(out, new StepBench.Setup(title, adapters, step, flops, n, new int[] {n, bert.hidden(), bert.intermediate()},
-                "the feed-forward's input projection"), warmup, steps, 1e-4);
+                "the feed-forward's input projection", 1e-4), options);
         for (int s : new int[] {256, 1024, 2048}) out.printf(Locale.ROOT, "sgemm_square_%d_gflop_per_s=%.1f%n", s, Sgemm.square(s));
     }
 }

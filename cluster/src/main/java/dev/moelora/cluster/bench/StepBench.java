@@ -58,8 +58,15 @@ public final class StepBench {
      * @param tokens     tokens per step
      * @param sgemm      (m, k, n) of the step's representative product, measured in the same process
      * @param sgemmWhat  which product that is, e.g. "the MLP's up projection"
+     * @param lr         AdamW's learning rate
      */
-    public record Setup(String title, Adapters adapters, Step step, StepFlops.Flops flops, int tokens, int[] sgemm, String sgemmWhat) {}
+    public record Setup(String title, Adapters adapters, Step step, StepFlops.Flops flops, int tokens, int[] sgemm, String sgemmWhat, double lr) {}
+
+    /**
+     * How the bench runs: timed steps after warm-up steps, and whether to print ND4J's OpProfiler
+     * dashboard (time per operation type) of the untimed counting step.
+     */
+    public record Options(int warmup, int steps, boolean profile) {}
 
     private static final com.sun.management.ThreadMXBean THREADS = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
     /** getTotalThreadAllocatedBytes(), JDK 21+; null before. */
@@ -87,7 +94,9 @@ public final class StepBench {
     }
 
     /** Times {@code steps} steps after {@code warmup}; prints the machine, the load and the figures. */
-    public static void run(PrintStream out, Setup setup, int warmup, int steps, double lr) {
+    public static void run(PrintStream out, Setup setup, Options options) {
+        int warmup = options.warmup(), steps = options.steps();
+        double lr = setup.lr();
         if (steps < 1) throw new IllegalArgumentException("--steps must be >= 1, got " + steps);
         if (warmup < 0) throw new IllegalArgumentException("--warmup must be >= 0, got " + warmup);
         if (!THREADS.isCurrentThreadCpuTimeSupported() || !THREADS.isThreadAllocatedMemorySupported()) {
@@ -140,7 +149,7 @@ public final class StepBench {
         }
         long rssAfter = Pointer.physicalBytes();
         long gcs = gcCount() - gcCountBefore, gcMs = gcMillis() - gcMsBefore;
-        long ops = countOperations(setup, params, adam, lr);
+        long ops = countOperations(setup, params, adam, lr, options.profile());
         double[] total = new double[steps];
         long[] heap = new long[steps];
         for (int i = 0; i < steps; i++) {
@@ -176,8 +185,11 @@ public final class StepBench {
         out.println("load_at_end=" + Machine.load());
     }
 
-    /** ND4J operations one whole step invokes (GEMMs included), counted with ND4J's profiler switched on for that step only. */
-    private static long countOperations(Setup setup, List<Parameter> params, AdamW adam, double lr) {
+    /**
+     * ND4J operations one whole step invokes (GEMMs included), counted with ND4J's profiler switched
+     * on for that step only; with {@code dashboard}, ND4J's own table of time per operation type.
+     */
+    private static long countOperations(Setup setup, List<Parameter> params, AdamW adam, double lr, boolean dashboard) {
         OpProfiler profiler = OpProfiler.getInstance();
         profiler.reset();
         Nd4j.getExecutioner().setProfilingConfig(ProfilerConfig.builder().checkElapsedTime(true).build());
@@ -188,6 +200,7 @@ public final class StepBench {
             setup.adapters().takeAuxiliaryLoss();
             AdamW.clipGlobalNorm(params, 1.0);
             adam.step(lr);
+            if (dashboard) profiler.printOutDashboard(); // through ND4J's logger: time per operation type, with profiling on
             return profiler.getInvocationsCount();
         } finally {
             Nd4j.getExecutioner().setProfilingConfig(ProfilerConfig.builder().build());

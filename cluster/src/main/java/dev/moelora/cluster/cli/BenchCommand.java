@@ -4,6 +4,7 @@ import dev.moelora.cluster.bench.DecoderBench;
 import dev.moelora.cluster.bench.EncoderBench;
 import dev.moelora.cluster.bench.FrameBench;
 import dev.moelora.cluster.bench.RuntimeBench;
+import dev.moelora.cluster.bench.StepBench;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -40,6 +41,9 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--warmup", defaultValue = "3", description = "untimed warm-up steps (default: ${DEFAULT-VALUE}; not used by --runtime, --frames)")
     int warmup;
 
+    @Option(names = "--profile", description = "also print ND4J's OpProfiler table (time per operation type) of one untimed step")
+    boolean profile;
+
     @Option(names = "--runtime", description = "instead: the MoELoRA step single-process vs the expert-parallel runtime in one JVM vs in 3 JVMs (uses --batch, --seq, --steps)")
     boolean runtime;
 
@@ -68,11 +72,12 @@ public final class BenchCommand implements Callable<Integer> {
         if (batch < 1 || seq < 2) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--batch must be >= 1 and --seq >= 2, got " + batch + " and " + seq);
         }
+        StepBench.Options options = new StepBench.Options(warmup, steps, profile);
         if (decoder) {
             List<String> settings = DecoderBench.settings(adapter);
             settings.addAll(overrides);
             DecoderBench.run(System.out, settings, parsed.hasMatchedOption("--batch") ? batch : DecoderBench.BATCH,
-                    parsed.hasMatchedOption("--seq") ? seq : DecoderBench.SEQ, warmup, steps);
+                    parsed.hasMatchedOption("--seq") ? seq : DecoderBench.SEQ, options);
         } else if (runtime) {
             RuntimeBench.run(System.out, steps + 2, batch, seq, Path.of("runs", "bench-runtime"));
         } else if (frames) {
@@ -80,7 +85,7 @@ public final class BenchCommand implements Callable<Integer> {
         } else {
             List<String> settings = new ArrayList<>(List.of("adapter.type=" + adapter));
             settings.addAll(overrides);
-            EncoderBench.run(System.out, settings, batch, seq, warmup, steps);
+            EncoderBench.run(System.out, settings, batch, seq, options);
         }
         return 0;
     }
