@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the decoder training step of `./moelora bench --decoder` and of bench/decoder_step.py
 # (PyTorch) alternately in one sitting, Java first, so that both see the same machine; prints each
-# round's tokens/s and, per adapter family, the medians, the ratio Java / PyTorch and both splits.
+# round's tokens/s and, per adapter family, the medians, the ratio Java / PyTorch and both splits
+# (those of each side's median round).
 # Measured, not asserted.
 #
 #   bench/compare-pytorch.sh [--adapter lora|tied-lora|moelora|all] [--rounds 3] [--steps 10] [--warmup 3]
@@ -66,7 +67,8 @@ for f in "${families[@]}"; do
     echo "$f round $r: java $j tokens/s, pytorch $p tokens/s (load $(cut -d' ' -f1 /proc/loadavg))"
   done
   jm=$(echo "$jt" | median) pm=$(echo "$pt" | median)
-  jl="$log/java-$f-$rounds.txt" pl="$log/pytorch-$f-$rounds.txt"
+  # the splits and other figures of the median round of each side
+  jl=$(grep -l "^tokens_per_s=$jm\$" "$log"/java-"$f"-*.txt | head -1) pl=$(grep -l "^tokens_per_s=$pm\$" "$log"/pytorch-"$f"-*.txt | head -1)
   jn=$(value trainable_parameters "$jl") pn=$(value trainable_parameters "$pl")
   [[ "$jn" == "$pn" ]] || echo "WARNING: $f trains $jn parameters in Java but $pn in PyTorch: not the same step" >&2
   awk -v f="$f" -v j="$jm" -v p="$pm" -v n="$jn" -v t="$(value tokens_per_step "$jl")" -v gf="$(value gflop_per_step "$jl")" \
