@@ -1,16 +1,14 @@
 package dev.moelora.cluster.bench;
 
+import dev.moelora.cluster.config.RunConfig;
+import dev.moelora.cluster.setup.AdapterFamily;
+import dev.moelora.model.adapter.Adapters;
 import dev.moelora.model.llama.DecoderBatch;
 import dev.moelora.model.llama.LlamaConfig;
 import dev.moelora.model.llama.LlamaDecoder;
 import dev.moelora.model.llama.NextTokenLoss;
-import dev.moelora.model.lora.Lora;
-import dev.moelora.model.lora.LoraConfig;
-import dev.moelora.model.lora.LoraLinear;
-import dev.moelora.model.optim.AdamW;
-import dev.moelora.model.optim.Parameter;
-import java.io.IOException;
 import java.io.PrintStream;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
@@ -20,9 +18,11 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
- * Measured, not asserted: the LoRA training step on a randomly initialised LLaMA-shaped decoder
- * (forward, next-token loss, backward, AdamW), with the machine it ran on. Never part of a test.
- * Run with {@code OMP_WAIT_POLICY=PASSIVE} set (see BENCHMARKS.md on why).
+ * Measured, not asserted: an adapter family's training step on a randomly initialised
+ * LLaMA-shaped decoder (forward, next-token loss on every token, backward, clipping, AdamW), on
+ * random tokens, timed by {@link StepBench}. Never part of a test's assertions. Run with
+ * {@code OMP_WAIT_POLICY=PASSIVE} set (see BENCHMARKS.md on why). bench/decoder_step.py is the
+ * same step in PyTorch: a change of shapes or defaults here must be made there too.
  */
 public final class DecoderBench {
     /** d_model 256, 4 layers, 8 heads (no grouping), FFN 688, vocabulary 4096. */
@@ -34,16 +34,28 @@ public final class DecoderBench {
     private DecoderBench() {}
 
     /**
-     * Times {@code steps} steps after {@code warmup} steps of LoRA r = 8 (alpha 16, no dropout) on
-     * q, k, v and o, batches of {@code batch} random sequences of {@code seq} tokens, every next
-     * token counted in the loss. Prints medians.
+     * The bench's adapter settings for a family: rank 8, alpha 16, no dropout, on q, k, v and o;
+     * Tied-LoRA preset tl6; MoELoRA 4 experts, top-2, expert rank 2, balance weight 0.01,
+     * contrastive weight 0.1, temperature 0.1, at most 32 features per expert. The other keys are
+     * the run defaults.
      */
-    public static void run(PrintStream out, int batch, int seq, int warmup, int steps) throws IOException {
-        out.println(Machine.describe());
+    public static List<String> settings(String family) {
+        return new ArrayList<>(List.of("adapter.type=" + family, "adapter.rank=8", "adapter.alpha=16", "adapter.dropout=0",
+                "adapter.targets=[q_proj, k_proj, v_proj, o_proj]", "adapter.preset=tl6", "adapter.experts=4", "adapter.top-k=2",
+                "adapter.expert-rank=2", "adapter.balance-weight=0.01", "adapter.contrastive-weight=0.1", "adapter.temperature=0.1",
+                "adapter.max-features-per-expert=32"));
+    }
+
+    /**
+     * Times {@code steps} steps after {@code warmup} of the adapter {@code settings} describe
+     * (run keys, at least {@code adapter.type}) on batches of {@code batch} random sequences of
+     * {@code seq} tokens, every next token counted in the loss.
+     */
+    public static void run(PrintStream out, List<String> settings, int batch, int seq, StepBench.Options options) {
+        if (batch < 1 || seq < 2) throw new IllegalArgumentException("the decoder bench needs --batch >= 1 and --seq >= 2, got " + batch + " and " + seq);
+        RunConfig config = RunConfig.load(null, new ArrayList<>(settings));
         LlamaDecoder decoder = LlamaDecoder.random(CONFIG, DataType.FLOAT, 1);
-        List<LoraLinear> adapters = Lora.apply(decoder, new LoraConfig(8, 16, 0, List.of("q_proj", "k_proj", "v_proj", "o_proj")), 2);
-        List<Parameter> params = Lora.parameters(adapters);
-        AdamW adam = AdamW.withDefaults(params, 0.0);
+        Adapters adapters = AdapterFamily.apply(config, decoder, 2);
         int n = batch * seq;
         SplittableRandom random = new SplittableRandom(3);
         int[] ids = new int[n];
@@ -54,30 +66,26 @@ public final class DecoderBench {
         DecoderBatch tokens = new DecoderBatch(batch, seq, ids, mask);
         decoder.reserve(batch, seq);
         INDArray rowScale = Nd4j.create(DataType.FLOAT, n, 1);
-        double[] total = new double[steps], fwd = new double[steps], bwd = new double[steps];
-        double loss = 0;
-        for (int i = -warmup; i < steps; i++) {
-            long t0 = System.nanoTime();
-            for (Parameter p : params) p.zeroGrad();
-            INDArray logits = decoder.forward(tokens);
-            loss = NextTokenLoss.forwardBackward(logits, tokens, lossMask, logits, rowScale);
-            long t1 = System.nanoTime();
-            decoder.backward(logits);
-            long t2 = System.nanoTime();
-            adam.step(1e-3);
-            long t3 = System.nanoTime();
-            if (i >= 0) {
-                total[i] = (t3 - t0) / 1e6;
-                fwd[i] = (t1 - t0) / 1e6;
-                bwd[i] = (t2 - t1) / 1e6;
+        StepBench.Step step = new StepBench.Step() {
+            private INDArray logits;
+
+            @Override
+            public double forward() {
+                adapters.setRowMask(mask);
+                logits = decoder.forward(tokens);
+                return NextTokenLoss.forwardBackward(logits, tokens, lossMask, logits, rowScale);
             }
-        }
-        long trainable = params.stream().mapToLong(Parameter::size).sum();
-        out.printf(Locale.ROOT, "LLaMA decoder C=%d L=%d H=%d KV=%d F=%d V=%d, float32; LoRA r=8 on q,k,v,o (%d trainable); batch %d x seq %d = %d tokens%n",
-                CONFIG.hidden(), CONFIG.layers(), CONFIG.heads(), CONFIG.kvHeads(), CONFIG.intermediate(), CONFIG.vocabSize(),
-                trainable, batch, seq, n);
-        out.printf(Locale.ROOT, "step (forward + loss + backward + AdamW): %.1f ms median of %d after %d warm-up "
-                        + "(forward + loss %.1f ms, backward %.1f ms); %.0f tokens/s; last loss %.4f%n",
-                Machine.median(total), steps, warmup, Machine.median(fwd), Machine.median(bwd), n / Machine.median(total) * 1e3, loss);
+
+            @Override
+            public void backward() {
+                decoder.backward(logits);
+            }
+        };
+        StepFlops.Flops flops = StepFlops.decoder(CONFIG, batch, seq).plus(StepFlops.adapter(StepFlops.Adapter.of(config), StepFlops.adapted(decoder.linears()), n));
+        String title = String.format(Locale.ROOT, "decoder %s: %s; random LLaMA decoder C=%d L=%d H=%d KV=%d F=%d V=%d float32; batch %d x seq %d",
+                config.string("adapter.type"), adapters.describe(), CONFIG.hidden(), CONFIG.layers(), CONFIG.heads(), CONFIG.kvHeads(),
+                CONFIG.intermediate(), CONFIG.vocabSize(), batch, seq);
+        StepBench.run(out, new StepBench.Setup(title, adapters, step, flops, n, new int[] {n, CONFIG.hidden(), CONFIG.intermediate()},
+                "the MLP's gate/up projection", 1e-3), options);
     }
 }

@@ -7,8 +7,6 @@ import dev.moelora.model.bert.BertConfig;
 import dev.moelora.model.bert.BertEncoder;
 import dev.moelora.model.bert.TokenBatch;
 import dev.moelora.model.onnx.OnnxWeights;
-import dev.moelora.model.optim.AdamW;
-import dev.moelora.model.optim.Parameter;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.ArrayList;
@@ -21,9 +19,9 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
- * Measured, not asserted: ND4J's SGEMM rate on this machine, then one adapter family's training
- * step on all-MiniLM-L6-v2 (forward, backward from a fixed random gradient, AdamW) on random
- * tokens. Prints the machine first and medians after three warm-up steps.
+ * Measured, not asserted: one adapter family's training step on all-MiniLM-L6-v2 (forward, backward from a fixed random gradient on the last
+ * hidden state, clipping, AdamW) on random tokens, timed by {@link StepBench}, then ND4J's SGEMM rate on
+ * square matrices (the figures BENCHMARKS.md's first table records).
  */
 public final class EncoderBench {
     private EncoderBench() {}
@@ -31,15 +29,12 @@ public final class EncoderBench {
     /**
      * @param settings {@code key=value} run settings for the adapter, at least {@code adapter.type=...}
      */
-    public static void run(PrintStream out, List<String> settings, int batch, int seq, int steps) throws IOException {
-        out.println(Machine.describe());
-        for (int n : new int[] {256, 1024, 2048}) out.printf(Locale.ROOT, "sgemm n=%d: %.1f GFLOP/s%n", n, sgemm(n));
-
-        BertEncoder encoder = new BertEncoder(BertConfig.miniLmL6(), OnnxWeights.miniLm().bertWeights());
-        Adapters adapters = AdapterFamily.apply(RunConfig.load(null, new ArrayList<>(settings)), encoder, 1);
-        adapters.setTraining(true);
-        List<Parameter> params = adapters.parameters();
-        AdamW adam = AdamW.withDefaults(params, 0.0);
+    public static void run(PrintStream out, List<String> settings, int batch, int seq, StepBench.Options options) throws IOException {
+        if (batch < 1 || seq < 2) throw new IllegalArgumentException("the encoder bench needs --batch >= 1 and --seq >= 2, got " + batch + " and " + seq);
+        RunConfig config = RunConfig.load(null, new ArrayList<>(settings));
+        BertConfig bert = BertConfig.miniLmL6();
+        BertEncoder encoder = new BertEncoder(bert, OnnxWeights.miniLm().bertWeights());
+        Adapters adapters = AdapterFamily.apply(config, encoder, 1);
         SplittableRandom random = new SplittableRandom(1);
         int n = batch * seq;
         int[] ids = new int[n];
@@ -47,35 +42,26 @@ public final class EncoderBench {
         float[] mask = new float[n];
         Arrays.fill(mask, 1f);
         TokenBatch tokens = new TokenBatch(batch, seq, ids, new int[n], mask);
-        INDArray dHidden = Nd4j.rand(DataType.FLOAT, n, 384).subi(0.5).muli(1e-3);
-        double[] t = new double[steps];
-        for (int i = -3; i < steps; i++) {
-            long s = System.nanoTime();
-            for (Parameter p : params) p.zeroGrad();
-            adapters.reseed(i);
-            adapters.setRowMask(mask);
-            encoder.forward(tokens);
-            encoder.backward(dHidden);
-            adapters.takeAuxiliaryLoss();
-            adam.step(1e-4);
-            if (i >= 0) t[i] = (System.nanoTime() - s) / 1e9;
-        }
-        double m = Machine.median(t);
-        out.printf(Locale.ROOT, "%s step on all-MiniLM-L6-v2 (batch %d x seq %d = %d tokens; forward+backward+AdamW): "
-                + "%.3f s/step median of %d, %.0f tokens/s%n", adapters.describe(), batch, seq, n, m, steps, n / m);
-    }
+        INDArray dHidden = Nd4j.rand(DataType.FLOAT, n, bert.hidden()).subi(0.5).muli(1e-3);
+        StepBench.Step step = new StepBench.Step() {
+            @Override
+            public double forward() {
+                adapters.setRowMask(mask);
+                encoder.forward(tokens);
+                return 0;
+            }
 
-    /** GFLOP/s of an (n, n) x (n, n) float product, median of a few repetitions after one warm-up. */
-    static double sgemm(int n) {
-        INDArray a = Nd4j.rand(DataType.FLOAT, n, n), b = Nd4j.rand(DataType.FLOAT, n, n), c = Nd4j.create(DataType.FLOAT, n, n);
-        int reps = n <= 256 ? 50 : n <= 1024 ? 10 : 4;
-        double[] t = new double[reps];
-        Nd4j.gemm(a, b, c, false, false, 1, 0);
-        for (int i = 0; i < reps; i++) {
-            long s = System.nanoTime();
-            Nd4j.gemm(a, b, c, false, false, 1, 0);
-            t[i] = (System.nanoTime() - s) / 1e9;
-        }
-        return 2.0 * n * n * n / Machine.median(t) / 1e9;
+            @Override
+            public void backward() {
+                encoder.backward(dHidden);
+            }
+        };
+        StepFlops.Flops flops = StepFlops.encoder(bert, batch, seq)
+                .plus(StepFlops.adapter(StepFlops.Adapter.of(config), StepFlops.adapted(encoder.linears()), n));
+        String title = String.format(Locale.ROOT, "encoder %s: %s; all-MiniLM-L6-v2 C=%d L=%d H=%d F=%d float32, backward from a fixed gradient; batch %d x seq %d",
+                config.string("adapter.type"), adapters.describe(), bert.hidden(), bert.layers(), bert.heads(), bert.intermediate(), batch, seq);
+        StepBench.run(out, new StepBench.Setup(title, adapters, step, flops, n, new int[] {n, bert.hidden(), bert.intermediate()},
+                "the feed-forward's input projection", 1e-4), options);
+        for (int s : new int[] {256, 1024, 2048}) out.printf(Locale.ROOT, "sgemm_square_%d_gflop_per_s=%.1f%n", s, Sgemm.square(s));
     }
 }

@@ -13,7 +13,8 @@ import org.nd4j.linalg.factory.Nd4j;
  * The machine a benchmark ran on, printed first by every benchmark so that a figure in
  * BENCHMARKS.md always says where it came from: CPU model and cores, OS, JDK, ND4J backend, the
  * OpenMP wait policy (it decides ND4J's speed on small machines) and the Aeron version. Also the
- * one median every benchmark reports. It measures nothing itself.
+ * one median every benchmark reports, and the load average a figure was taken under (other
+ * processes on a small machine move every timing). It measures nothing itself.
  */
 public final class Machine {
     private Machine() {}
@@ -33,6 +34,18 @@ public final class Machine {
             return lines.filter(l -> l.startsWith("model name")).findFirst().map(l -> l.substring(l.indexOf(':') + 1).trim()).orElse("unknown CPU");
         } catch (IOException e) {
             throw new UncheckedIOException("reading " + info, e);
+        }
+    }
+
+    /** "1.02 0.95 0.80" from /proc/loadavg (1, 5 and 15 minutes), or "unknown" where there is none. */
+    public static String load() {
+        Path avg = Path.of("/proc/loadavg");
+        if (!Files.isReadable(avg)) return "unknown";
+        try {
+            String[] f = Files.readString(avg).trim().split("\\s+");
+            return f[0] + " " + f[1] + " " + f[2];
+        } catch (IOException e) {
+            throw new UncheckedIOException("reading " + avg, e);
         }
     }
 

@@ -4,6 +4,7 @@ import dev.moelora.cluster.bench.DecoderBench;
 import dev.moelora.cluster.bench.EncoderBench;
 import dev.moelora.cluster.bench.FrameBench;
 import dev.moelora.cluster.bench.RuntimeBench;
+import dev.moelora.cluster.bench.StepBench;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -15,28 +16,40 @@ import picocli.CommandLine.Option;
 
 /** Measured, not asserted: runs one of the benchmarks in {@code dev.moelora.cluster.bench}; each prints the machine first. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "Print the machine, ND4J SGEMM GFLOP/s and an adapter's training step tokens/s on MiniLM (or another benchmark).")
+        description = "Print the machine, ND4J SGEMM GFLOP/s and an adapter's training step on MiniLM or (--decoder) a LLaMA-shaped decoder: "
+                + "tokens/s, FLOPs, fraction of SGEMM, heap bytes and the forward/backward/optimizer split, one key=value line per figure "
+                + "(or another benchmark).")
 public final class BenchCommand implements Callable<Integer> {
-    @Option(names = "--batch", defaultValue = "16", description = "sequences per step (default: ${DEFAULT-VALUE})")
+    /** The families --adapter accepts. */
+    public static final List<String> ADAPTERS = List.of("lora", "tied-lora", "moelora");
+
+    @Option(names = "--batch", defaultValue = "16", description = "sequences per step (default: ${DEFAULT-VALUE}; the decoder: 8)")
     int batch;
 
-    @Option(names = "--seq", defaultValue = "64", description = "tokens per sequence (default: ${DEFAULT-VALUE})")
+    @Option(names = "--seq", defaultValue = "64", description = "tokens per sequence (default: ${DEFAULT-VALUE}; the decoder: 128)")
     int seq;
 
-    @Option(names = "--adapter", defaultValue = "lora", description = "adapter.type to time: lora, tied-lora, moelora (default: ${DEFAULT-VALUE})")
+    @Option(names = "--adapter", defaultValue = "lora", description = "the family to time: lora, tied-lora, moelora (default: ${DEFAULT-VALUE})")
     String adapter;
 
     @Option(names = "--set", description = "other adapter settings, e.g. --set adapter.rank=16 (repeatable)")
     List<String> overrides = new ArrayList<>();
 
-    @Option(names = "--steps", defaultValue = "10", description = "timed steps after 3 warm-up steps (default: ${DEFAULT-VALUE})")
+    @Option(names = "--steps", defaultValue = "10", description = "timed steps after the warm-up (default: ${DEFAULT-VALUE})")
     int steps;
+
+    @Option(names = "--warmup", defaultValue = "3", description = "untimed warm-up steps (default: ${DEFAULT-VALUE}; not used by --runtime, --frames)")
+    int warmup;
+
+    @Option(names = "--profile", description = "also print ND4J's OpProfiler table (time per operation type) of one untimed step")
+    boolean profile;
 
     @Option(names = "--runtime", description = "instead: the MoELoRA step single-process vs the expert-parallel runtime in one JVM vs in 3 JVMs (uses --batch, --seq, --steps)")
     boolean runtime;
 
-    @Option(names = "--decoder", description = "instead: the LoRA training step of a LLaMA-shaped decoder "
-            + "(batch 8 x seq 128 unless --batch/--seq are given; uses --steps)")
+    @Option(names = "--decoder", description = "the adapter's training step on a random LLaMA-shaped decoder (d 256, 4 layers, 8 heads, FFN 688, "
+            + "vocabulary 4096; rank 8 on q, k, v, o; Tied-LoRA tl6; MoELoRA 4 experts, top-2, rank 2) instead of MiniLM; "
+            + "batch 8 x seq 128 unless --batch/--seq are given")
     boolean decoder;
 
     @Option(names = "--frames", description = "instead: tensor-frame throughput over Aeron IPC and UDP 127.0.0.1 against raw Aeron")
@@ -48,9 +61,23 @@ public final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         var parsed = spec.commandLine().getParseResult();
+        if ((decoder ? 1 : 0) + (runtime ? 1 : 0) + (frames ? 1 : 0) > 1) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--decoder, --runtime and --frames are separate benchmarks: give one");
+        }
+        if (!ADAPTERS.contains(adapter)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--adapter must be one of " + String.join(", ", ADAPTERS) + "; got '" + adapter + "'");
+        }
+        if (steps < 1) throw new CommandLine.ParameterException(spec.commandLine(), "--steps must be >= 1, got " + steps);
+        if (warmup < 0) throw new CommandLine.ParameterException(spec.commandLine(), "--warmup must be >= 0, got " + warmup);
+        if (batch < 1 || seq < 2) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--batch must be >= 1 and --seq >= 2, got " + batch + " and " + seq);
+        }
+        StepBench.Options options = new StepBench.Options(warmup, steps, profile);
         if (decoder) {
-            DecoderBench.run(System.out, parsed.hasMatchedOption("--batch") ? batch : DecoderBench.BATCH,
-                    parsed.hasMatchedOption("--seq") ? seq : DecoderBench.SEQ, 3, steps);
+            List<String> settings = DecoderBench.settings(adapter);
+            settings.addAll(overrides);
+            DecoderBench.run(System.out, settings, parsed.hasMatchedOption("--batch") ? batch : DecoderBench.BATCH,
+                    parsed.hasMatchedOption("--seq") ? seq : DecoderBench.SEQ, options);
         } else if (runtime) {
             RuntimeBench.run(System.out, steps + 2, batch, seq, Path.of("runs", "bench-runtime"));
         } else if (frames) {
@@ -58,7 +85,7 @@ public final class BenchCommand implements Callable<Integer> {
         } else {
             List<String> settings = new ArrayList<>(List.of("adapter.type=" + adapter));
             settings.addAll(overrides);
-            EncoderBench.run(System.out, settings, batch, seq, steps);
+            EncoderBench.run(System.out, settings, batch, seq, options);
         }
         return 0;
     }

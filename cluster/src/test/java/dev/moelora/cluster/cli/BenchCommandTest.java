@@ -1,0 +1,101 @@
+package dev.moelora.cluster.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.moelora.cluster.tensorboard.PythonScript;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * {@code moelora bench} runs one step of every adapter family on the decoder and on MiniLM, tiny
+ * batches, and prints every figure, with the trainable parameter count that bench/decoder_step.py
+ * must print too (the two steps train the same tensors). Nothing here is a timing assertion.
+ */
+class BenchCommandTest {
+    /** Trainable parameters of the bench's decoder adapters (rank 8 on q, k, v, o of 4 layers, d 256). */
+    static final Map<String, Long> DECODER = Map.of(
+            "lora", 16L * 8 * (256 + 256),                           // 16 modules x r (d_in + d_out)
+            "tied-lora", 4L * (8 * (256 + 256) + 4 * (8 + 256)),      // per module type: tied A, B + per layer u, v
+            "moelora", 16L * (4 * 256 + 4 * 2 * (256 + 256)));       // per module: gate E d_in + E r_e (d_in + d_out)
+    /** ... and on MiniLM with the run defaults (query, value of 6 layers, d 384; MoELoRA E 8, r_e 1). */
+    static final Map<String, Long> ENCODER = Map.of(
+            "lora", 12L * 8 * (384 + 384),
+            "tied-lora", 2L * (8 * (384 + 384) + 6 * (8 + 384)),
+            "moelora", 12L * (8 * 384 + 8 * (384 + 384)));
+    static final String[] FIGURES = {"machine: ", "load_at_start=", "bench=", "tokens_per_s=", "step_ms=", "forward_ms=", "backward_ms=",
+        "optimizer_ms=", "gflop_per_step=", "gflop_per_s=", "sgemm_gflop_per_s=", "sgemm_fraction=", "heap_bytes_per_step=",
+        "rss_mib=", "nd4j_ops_per_step=", "gc_during_timed_steps=", "loss=", "load_at_end="};
+
+    @ParameterizedTest
+    @ValueSource(strings = {"lora", "tied-lora", "moelora"})
+    void decoderBenchRunsAStepOfEveryFamily(String family) {
+        var run = DecoderCommandsTest.moelora("bench", "--decoder", "--adapter", family, "--batch", "2", "--seq", "8", "--steps", "1", "--warmup", "0");
+        assertEquals(0, run.exit(), run.err());
+        assertFigures(run.out());
+        assertEquals(DECODER.get(family), figure(run.out(), "trainable_parameters"), run.out());
+        assertEquals(16, figure(run.out(), "tokens_per_step"), run.out());
+        assertTrue(run.out().contains("bench=decoder " + family + ": "), run.out());
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"lora", "tied-lora", "moelora"})
+    void encoderBenchRunsAStepOfEveryFamily(String family) {
+        var run = DecoderCommandsTest.moelora("bench", "--adapter", family, "--batch", "2", "--seq", "8", "--steps", "1", "--warmup", "0");
+        assertEquals(0, run.exit(), run.err());
+        assertFigures(run.out());
+        assertEquals(ENCODER.get(family), figure(run.out(), "trainable_parameters"), run.out());
+        assertTrue(run.out().contains("sgemm_square_1024_gflop_per_s="), run.out());
+    }
+
+    /**
+     * bench/decoder_step.py builds the same adapters: the same trainable count for every family.
+     * Skipped where /usr/bin/python3 has no torch (the comparison needs it, the build does not).
+     */
+    @Test
+    void pytorchStepTrainsTheSameParametersAsTheJavaBench() throws Exception {
+        var probe = PythonScript.run(List.of("/usr/bin/python3", "-c", "import torch"), Duration.ofSeconds(60));
+        assumeTrue(probe.exit() == 0, "/usr/bin/python3 cannot import torch: " + probe.stderr());
+        for (String family : DECODER.keySet()) {
+            var r = PythonScript.run(List.of("/usr/bin/python3", "../bench/decoder_step.py", "--adapter", family, "--batch", "2", "--seq", "8",
+                    "--steps", "1", "--warmup", "0"), Duration.ofSeconds(120));
+            assertEquals(0, r.exit(), r.describe());
+            assertEquals(DECODER.get(family), figure(r.stdout(), "trainable_parameters"), r.stdout());
+            assertTrue(r.stdout().contains("tokens_per_s="), r.stdout());
+        }
+    }
+
+    @Test
+    void unknownAdapterIsRefusedByName() {
+        var run = DecoderCommandsTest.moelora("bench", "--decoder", "--adapter", "dora");
+        assertEquals(2, run.exit());
+        assertTrue(run.err().contains("--adapter must be one of lora, tied-lora, moelora; got 'dora'"), run.err());
+    }
+
+    @Test
+    void badSizesAndTwoBenchmarksAtOnceAreRefused() {
+        var zero = DecoderCommandsTest.moelora("bench", "--decoder", "--steps", "0");
+        assertEquals(2, zero.exit());
+        assertTrue(zero.err().contains("--steps must be >= 1, got 0"), zero.err());
+        var both = DecoderCommandsTest.moelora("bench", "--decoder", "--frames");
+        assertEquals(2, both.exit());
+        assertTrue(both.err().contains("--decoder, --runtime and --frames are separate benchmarks"), both.err());
+    }
+
+    private static void assertFigures(String out) {
+        for (String f : FIGURES) assertTrue(out.contains(f), "no '" + f + "' in\n" + out);
+    }
+
+    private static long figure(String out, String key) {
+        Matcher m = Pattern.compile("(?m)^" + Pattern.quote(key) + "=(\\d+)").matcher(out);
+        assertTrue(m.find(), "no " + key + " in\n" + out);
+        return Long.parseLong(m.group(1));
+    }
+}
