@@ -53,25 +53,17 @@ public final class CommonsenseEvaluation {
      */
     public static Score run(LlamaDecoder decoder, Adapters adapters, BpeTokenizer tokenizer, TestSet set, int maxNewTokens, int batch,
                             MathEvaluation.Listener listener) {
-        if (batch < 1) throw new IllegalArgumentException("batch must be >= 1, got " + batch);
-        adapters.setTraining(false);
-        adapters.setRowMask(null);
-        int correct = 0, tooLong = 0, n = set.records().size();
+        int n = set.records().size();
+        int[] counts = new int[2];                                          // correct, prompt too long
         List<Prediction> predictions = new ArrayList<>(n);
-        for (int from = 0; from < n; from += batch) {
-            List<Instruction> records = set.records().subList(from, Math.min(n, from + batch));
-            List<GreedyCompletions.Completion> completions = GreedyCompletions.of(decoder, tokenizer, records, maxNewTokens);
-            for (int j = 0; j < records.size(); j++) {
-                Instruction r = records.get(j);
-                GreedyCompletions.Completion c = completions.get(j);
-                String predicted = c.promptTooLong() ? "" : CommonsenseAnswers.prediction(set.task(), c.text());
-                boolean ok = !c.promptTooLong() && predicted.equals(r.answer());
-                if (ok) correct++;
-                if (c.promptTooLong()) tooLong++;
-                predictions.add(new Prediction(from + j, c.text(), predicted, r.answer(), ok, c.promptTooLong()));
-                listener.onRecord(set.task(), from + j + 1, n, correct);
-            }
-        }
-        return new Score(set.task(), n, correct, tooLong, predictions);
+        GreedyCompletions.forEach(decoder, adapters, tokenizer, set.records(), maxNewTokens, batch, (i, r, c) -> {
+            String predicted = c.promptTooLong() ? "" : CommonsenseAnswers.prediction(set.task(), c.text());
+            boolean ok = !c.promptTooLong() && predicted.equals(r.answer());
+            if (ok) counts[0]++;
+            if (c.promptTooLong()) counts[1]++;
+            predictions.add(new Prediction(i, c.text(), predicted, r.answer(), ok, c.promptTooLong()));
+            listener.onRecord(set.task(), i + 1, n, counts[0]);
+        });
+        return new Score(set.task(), n, counts[0], counts[1], predictions);
     }
 }

@@ -1,5 +1,6 @@
 package dev.moelora.model.instruct;
 
+import dev.moelora.model.adapter.Adapters;
 import dev.moelora.model.data.Instruction;
 import dev.moelora.model.llama.LlamaDecoder;
 import dev.moelora.model.llama.Sampler;
@@ -20,6 +21,31 @@ public final class GreedyCompletions {
     public record Completion(String text, boolean promptTooLong) {}
 
     private GreedyCompletions() {}
+
+    /** What a harness does with one record's completion; {@code index} is the record's position in the test set. */
+    public interface Scorer {
+        void score(int index, Instruction record, Completion completion);
+    }
+
+    /**
+     * Every record's completion, {@code batch} records generated together, handed to {@code scorer}
+     * in the records' order: the loop both evaluation harnesses share. Puts the adapters in
+     * evaluation mode (no dropout, no row mask) first.
+     *
+     * @param batch records generated together; the completions do not depend on it
+     */
+    public static void forEach(LlamaDecoder decoder, Adapters adapters, BpeTokenizer tokenizer, List<Instruction> records, int maxNewTokens,
+                               int batch, Scorer scorer) {
+        if (batch < 1) throw new IllegalArgumentException("batch must be >= 1, got " + batch);
+        adapters.setTraining(false);
+        adapters.setRowMask(null);
+        int n = records.size();
+        for (int from = 0; from < n; from += batch) {
+            List<Instruction> some = records.subList(from, Math.min(n, from + batch));
+            List<Completion> completions = of(decoder, tokenizer, some, maxNewTokens);
+            for (int j = 0; j < some.size(); j++) scorer.score(from + j, some.get(j), completions.get(j));
+        }
+    }
 
     /**
      * The completions of {@code records}, in their order, generated together.

@@ -2,7 +2,6 @@ package dev.moelora.model.instruct;
 
 import dev.moelora.model.adapter.Adapters;
 import dev.moelora.model.data.AnswerKind;
-import dev.moelora.model.data.Instruction;
 import dev.moelora.model.data.InstructionDataset.MathTestSet;
 import dev.moelora.model.llama.LlamaDecoder;
 import dev.moelora.model.tokenizer.BpeTokenizer;
@@ -48,30 +47,22 @@ public final class MathEvaluation {
      */
     public static Score run(LlamaDecoder decoder, Adapters adapters, BpeTokenizer tokenizer, MathTestSet set, int maxNewTokens, int batch,
                             Listener listener) {
-        if (batch < 1) throw new IllegalArgumentException("batch must be >= 1, got " + batch);
-        adapters.setTraining(false);
-        adapters.setRowMask(null);
-        int correct = 0, tooLong = 0, n = set.records().size();
+        int n = set.records().size();
+        int[] counts = new int[2];                                          // correct, prompt too long
         List<Prediction> predictions = new ArrayList<>(n);
-        for (int from = 0; from < n; from += batch) {
-            List<Instruction> records = set.records().subList(from, Math.min(n, from + batch));
-            List<GreedyCompletions.Completion> completions = GreedyCompletions.of(decoder, tokenizer, records, maxNewTokens);
-            for (int j = 0; j < records.size(); j++) {
-                Instruction r = records.get(j);
-                GreedyCompletions.Completion c = completions.get(j);
-                Prediction p;
-                if (c.promptTooLong()) {
-                    tooLong++;
-                    p = new Prediction(from + j, "", "", r.answer(), false, true);
-                } else {
-                    boolean ok = MathAnswers.correct(set.kind(), c.text(), r.answer());
-                    if (ok) correct++;
-                    p = new Prediction(from + j, c.text(), MathAnswers.prediction(set.kind(), c.text()), r.answer(), ok, false);
-                }
-                predictions.add(p);
-                listener.onRecord(set.name(), from + j + 1, n, correct);
+        GreedyCompletions.forEach(decoder, adapters, tokenizer, set.records(), maxNewTokens, batch, (i, r, c) -> {
+            Prediction p;
+            if (c.promptTooLong()) {
+                counts[1]++;
+                p = new Prediction(i, "", "", r.answer(), false, true);
+            } else {
+                boolean ok = MathAnswers.correct(set.kind(), c.text(), r.answer());
+                if (ok) counts[0]++;
+                p = new Prediction(i, c.text(), MathAnswers.prediction(set.kind(), c.text()), r.answer(), ok, false);
             }
-        }
-        return new Score(set.name(), set.kind(), n, correct, tooLong, predictions);
+            predictions.add(p);
+            listener.onRecord(set.name(), i + 1, n, counts[0]);
+        });
+        return new Score(set.name(), set.kind(), n, counts[0], counts[1], predictions);
     }
 }
