@@ -66,7 +66,7 @@ class AdapterCommandsTest {
     }
 
     /** The logits forward printed, as (T, V). */
-    private static INDArray forward(String... args) throws Exception {
+    static INDArray forward(String... args) throws Exception {
         DecoderCommandsTest.Run r = moelora(args);
         assertEquals(0, r.exit(), r.err());
         JsonNode json = JSON.readTree(r.out());

@@ -115,13 +115,7 @@ class EvaluateCommandTest {
     @ParameterizedTest
     @ValueSource(strings = {"lora", "tied-lora", "moelora"})
     void evaluateOfTheSavedAdapterRepeatsTheTrainingRunsEvaluation(String family) throws Exception {
-        StringBuilder sb = new StringBuilder("[");
-        for (int i = 0; i < 12; i++) {
-            if (i > 0) sb.append(",\n");
-            sb.append(String.format("{\"instruction\": \"What is %d + %d?\", \"input\": \"\", \"output\": \"%d\"}", i % 7, i % 5, i % 7 + i % 5));
-        }
-        Path train = dir.resolve("train.json");
-        Files.writeString(train, sb.append("]").toString());
+        Path train = sums(dir);
         DecoderCommandsTest.Run t = moelora("train", "--set", "model.name=llama", "--set", "model.path=" + model, "--set", "data.source=instructions",
                 "--set", "data.instructions.file=" + train, "--set", "data.instructions.max-length=48", "--set", "data.instructions.eval-root=" + data,
                 "--set", "data.instructions.eval-tasks=[AddSub]", "--set", "data.instructions.max-new-tokens=6",
@@ -158,5 +152,17 @@ class EvaluateCommandTest {
         DecoderCommandsTest.Run absent = moelora("evaluate", "--model", model.toString(), "--tasks", "piqa", "--data", data.toString());
         assertEquals(2, absent.exit());
         assertTrue(absent.err().contains("no " + data.resolve("piqa/test.json")), absent.err());
+    }
+
+    /** dir/train.json: twelve sums as instruction records. */
+    static Path sums(Path dir) throws java.io.IOException {
+        StringBuilder sb = new StringBuilder("[");
+        for (int i = 0; i < 12; i++) {
+            if (i > 0) sb.append(",\n");
+            sb.append(String.format("{\"instruction\": \"What is %d + %d?\", \"input\": \"\", \"output\": \"%d\"}", i % 7, i % 5, i % 7 + i % 5));
+        }
+        Path train = dir.resolve("train.json");
+        Files.writeString(train, sb.append("]").toString());
+        return train;
     }
 }

@@ -68,13 +68,7 @@ class PeftCompatibilityTest {
     }
 
     private static INDArray forward(String... args) throws Exception {
-        DecoderCommandsTest.Run r = moelora(args);
-        assertEquals(0, r.exit(), r.err());
-        JsonNode json = JSON.readTree(r.out());
-        int rows = json.get("shape").get(0).asInt(), cols = json.get("shape").get(1).asInt();
-        double[] data = new double[rows * cols];
-        for (int i = 0; i < data.length; i++) data[i] = json.get("data").get(i).asDouble();
-        return Nd4j.create(data, new long[] {rows, cols}, DataType.DOUBLE);
+        return AdapterCommandsTest.forward(args);
     }
 
     private static void assertClose(INDArray reference, INDArray ours, String what) {
@@ -88,13 +82,7 @@ class PeftCompatibilityTest {
 
     /** A LoRA adapter as train writes it (PEFT's fields in adapter_config.json), from a few large steps. */
     private Path trainedLora(Path model) throws Exception {
-        StringBuilder sb = new StringBuilder("[");
-        for (int i = 0; i < 12; i++) {
-            if (i > 0) sb.append(",\n");
-            sb.append(String.format("{\"instruction\": \"What is %d + %d?\", \"input\": \"\", \"output\": \"%d\"}", i % 7, i % 5, i % 7 + i % 5));
-        }
-        Path train = dir.resolve("train.json");
-        Files.writeString(train, sb.append("]").toString());
+        Path train = EvaluateCommandTest.sums(dir);
         DecoderCommandsTest.Run r = moelora("train", "--set", "model.name=llama", "--set", "model.path=" + model, "--set", "data.source=instructions",
                 "--set", "data.instructions.file=" + train, "--set", "data.instructions.max-length=48", "--set", "data.instructions.eval-tasks=[]",
                 "--set", "adapter.type=lora", "--set", "adapter.rank=4", "--set", "adapter.alpha=8", "--set", "adapter.targets=[q_proj,v_proj,down_proj]",
