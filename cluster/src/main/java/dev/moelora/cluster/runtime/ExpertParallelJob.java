@@ -186,9 +186,9 @@ public final class ExpertParallelJob {
         }
 
         @Override
-        public boolean complete(int step) {
+        public Optional<Path> reuse(int step) {
             try {
-                return store.reuse(step).isPresent();
+                return store.reuse(step).map(CheckpointStore.Loaded::dir);
             } catch (IOException e) {
                 throw new UncheckedIOException(store.dir() + ": " + e.getMessage(), e);
             }

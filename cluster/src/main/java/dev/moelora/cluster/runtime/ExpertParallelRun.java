@@ -112,8 +112,12 @@ public final class ExpertParallelRun {
         /** Whether a checkpoint is due now that {@code step} steps are done. */
         boolean due(int step);
 
-        /** Whether a complete checkpoint of {@code step} exists already (it is not written again). */
-        boolean complete(int step);
+        /**
+         * The directory of a complete checkpoint of {@code step} that verifies, made latest: it is not
+         * written again (a resumed run reaching a step it checkpointed before, or a preemption right
+         * after a scheduled checkpoint); empty when the nodes must write one.
+         */
+        Optional<Path> reuse(int step);
 
         /** The directory the nodes write the checkpoint of {@code step} into (storage every node sees). */
         Path directory(int step);
@@ -433,8 +437,9 @@ public final class ExpertParallelRun {
 
     /** Every node writes its part of the checkpoint of this step; then the manifest is committed. */
     private Behavior<Command> checkpointing(boolean thenStop) {
-        if (checkpoints.complete(step)) {
-            lastCheckpoint = checkpoints.directory(step);
+        Optional<Path> existing = checkpoints.reuse(step);
+        if (existing.isPresent()) {
+            lastCheckpoint = existing.get();
             return thenStop ? preempted() : step >= train.steps() ? evaluating() : stepping();
         }
         long started = System.nanoTime();

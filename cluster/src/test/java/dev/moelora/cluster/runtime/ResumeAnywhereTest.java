@@ -112,6 +112,30 @@ class ResumeAnywhereTest {
         RecoveryTest.assertSameAsUninterrupted(reference, runDir, STEPS);
     }
 
+    /**
+     * A job requeued after it finished training (it died evaluating, say) restores the final
+     * checkpoint and reuses it instead of writing it again: the run ends as the uninterrupted one,
+     * with no step computed twice.
+     */
+    @Test
+    void aRunResumedAfterItsLastCheckpointReusesItAndOnlyEvaluates() throws Exception {
+        Path runDir = copy("finished");
+        Path file = RecoveryTest.write(dir, "finished-settings", STEPS, "runtime { mode = local, expert-nodes = 2 }");
+        RecoveryTest.train(file, resumeIn(runDir));
+        Path finalCheckpoint = runDir.resolve("checkpoints").resolve(String.format("step-%06d", STEPS));
+        assertTrue(Files.isRegularFile(finalCheckpoint.resolve("manifest.pb")), "the first resume wrote the final checkpoint");
+        long written = Files.getLastModifiedTime(finalCheckpoint.resolve("manifest.pb")).toMillis();
+        List<String> metricsBefore = Files.readAllLines(runDir.resolve("metrics.jsonl"));
+
+        JobResult again = RecoveryTest.train(file, resumeIn(runDir));
+        List<JsonNode> resumed = RecoveryTest.events(runDir, "resumed");
+        assertEquals(STEPS, resumed.get(resumed.size() - 1).get("step").asInt(), "the second resume starts at the final checkpoint");
+        assertEquals(metricsBefore, Files.readAllLines(runDir.resolve("metrics.jsonl")), "no step was computed again");
+        assertEquals(written, Files.getLastModifiedTime(finalCheckpoint.resolve("manifest.pb")).toMillis(), "the final checkpoint was not rewritten");
+        assertEquals(runDir.toAbsolutePath(), again.runDir());
+        RecoveryTest.assertSameAsUninterrupted(reference, runDir, STEPS);
+    }
+
     @Test
     void aCorruptedLatestCheckpointIsReportedByItsFileAndThePreviousOneIsUsed() throws Exception {
         Path runDir = copy("corrupted");
