@@ -20,7 +20,8 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 /**
  * Loads a Hugging Face LLaMA-family checkpoint directory: {@code config.json} plus either
  * {@code model.safetensors} or shards listed by {@code model.safetensors.index.json}
- * ({@code weight_map}: tensor name to shard file). F32, F16, BF16 and F64 tensors become FLOAT
+ * ({@code weight_map}: tensor name to shard file), and {@code generation_config.json} when present
+ * (its end-of-sequence ids are the ones generation stops on). F32, F16, BF16 and F64 tensors become FLOAT
  * or DOUBLE, as the caller asks.
  *
  * <p>Everything is checked from the headers before any tensor data is read: every tensor the
@@ -36,6 +37,8 @@ public final class LlamaCheckpoint {
     public static final String CONFIG = "config.json";
     public static final String SINGLE_FILE = "model.safetensors";
     public static final String INDEX = "model.safetensors.index.json";
+    /** Optional: where generation's end-of-sequence ids come from when it sets them ({@link LlamaConfig#generationEosTokenIds}). */
+    public static final String GENERATION_CONFIG = "generation_config.json";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private LlamaCheckpoint() {}
@@ -43,6 +46,7 @@ public final class LlamaCheckpoint {
     /** The decoder in {@code dir}, its weights as {@code dtype} (FLOAT or DOUBLE). */
     public static LlamaDecoder load(Path dir, DataType dtype) throws IOException {
         LlamaConfig config = LlamaConfig.read(requireDirectory(dir).resolve(CONFIG));
+        config = LlamaConfig.generationEosTokenIds(dir.resolve(GENERATION_CONFIG)).map(config::withEosTokenIds).orElse(config);
         return new LlamaDecoder(config, readWeights(dir, config, dtype));
     }
 

@@ -15,6 +15,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 
 /**
@@ -204,6 +205,34 @@ public record LlamaConfig(int vocabSize, int hidden, int intermediate, int layer
         } catch (IllegalArgumentException e) {
             throw new IOException(file + ": " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * The end-of-sequence ids a {@code generation_config.json} gives generation, as transformers'
+     * {@code generate} takes them: its {@code eos_token_id} (one id or a list) overrides config.json's
+     * when the file exists and sets it (Llama 3 instruct models stop on {@code <|eot_id|>} this way,
+     * which config.json does not list). Empty when the file is absent or leaves the field unset.
+     *
+     * @throws IOException naming the file and the field when it is not JSON or the ids are not integers
+     */
+    public static Optional<List<Integer>> generationEosTokenIds(Path file) throws IOException {
+        if (!Files.isRegularFile(file)) return Optional.empty();
+        JsonNode root;
+        try {
+            root = JSON.readTree(Files.readString(file));
+        } catch (JsonProcessingException e) {
+            throw new IOException(file + ": not valid JSON: " + e.getOriginalMessage(), e);
+        }
+        if (root == null || !root.isObject()) throw new IOException(file + ": expected a JSON object, found " + brief(root));
+        JsonNode eos = root.get("eos_token_id");
+        if (eos == null || eos.isNull()) return Optional.empty();
+        return Optional.of(new Fields(file, root, "").ids("eos_token_id"));
+    }
+
+    /** This config with generation's end-of-sequence ids replaced (see {@link #generationEosTokenIds}). */
+    public LlamaConfig withEosTokenIds(List<Integer> ids) {
+        return new LlamaConfig(vocabSize, hidden, intermediate, layers, heads, kvHeads, rmsNormEps, ropeTheta, tieWordEmbeddings,
+                maxPositions, bosTokenId, ids, architecture, ropeScaling, biased);
     }
 
     private static String architecture(Fields f, JsonNode root) throws IOException {

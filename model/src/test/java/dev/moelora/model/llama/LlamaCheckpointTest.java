@@ -286,6 +286,23 @@ class LlamaCheckpointTest {
     }
 
     @Test
+    void generationConfigsEndOfSequenceIdsOverrideConfigJsonsAsTransformersGenerateDoes() throws IOException {
+        writeCheckpoint(w -> {});
+        assertEquals(List.of(2), LlamaCheckpoint.load(dir, DataType.FLOAT).config().eosTokenIds(), "config.json's alone");
+        Path generation = dir.resolve(LlamaCheckpoint.GENERATION_CONFIG);
+        Files.writeString(generation, "{\"bos_token_id\": 1, \"eos_token_id\": [2, 7], \"do_sample\": true}");
+        assertEquals(List.of(2, 7), LlamaCheckpoint.load(dir, DataType.FLOAT).config().eosTokenIds(), "generation_config.json's list");
+        Files.writeString(generation, "{\"eos_token_id\": 9}");
+        assertEquals(List.of(9), LlamaCheckpoint.load(dir, DataType.FLOAT).config().eosTokenIds(), "one id");
+        Files.writeString(generation, "{\"temperature\": 0.6}");
+        assertEquals(List.of(2), LlamaCheckpoint.load(dir, DataType.FLOAT).config().eosTokenIds(), "unset there: config.json's stay");
+        Files.writeString(generation, "{\"eos_token_id\": \"</s>\"}");
+        assertMentions(loadFails(), generation.toString(), "'eos_token_id'", "expected an integer or a list of integers");
+        Files.writeString(generation, "{\"eos_token_id\": [2,");
+        assertMentions(loadFails(), generation.toString(), "not valid JSON");
+    }
+
+    @Test
     void missingPiecesAreNamed() throws IOException {
         assertMentions(assertThrows(IOException.class, () -> LlamaCheckpoint.load(dir.resolve("nope"), DataType.FLOAT)), "nope", "not a directory");
         assertMentions(loadFails(), "config.json", "no such file");
