@@ -209,7 +209,7 @@ final class ExpertState {
 
     /** Clips by the global factor, takes an AdamW step and clears every gradient slot for the next step. */
     void apply(double lr, double clipFactor) {
-        if (clipFactor < 1) for (Parameter p : params) p.grad().muli(clipFactor);
+        if (clipFactor < 1) optimizer.scaleGradients(clipFactor);
         optimizer.step(lr);
         for (int s = 0; s < slots(); s++) {
             for (int i = 0; i < modules(); i++) {

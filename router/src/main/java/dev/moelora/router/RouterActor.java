@@ -166,9 +166,9 @@ public final class RouterActor {
             case APPLY -> {
                 requireWork();
                 double clip = request.getApply().getClipFactor();
-                if (clip < 1) for (Parameter p : params) p.grad().muli(clip);
+                if (clip < 1) optimizer.scaleGradients(clip);
                 optimizer.step(request.getApply().getLr());
-                for (Parameter p : params) p.zeroGrad();
+                optimizer.zeroGrad();
                 event.setApplied(Applied.newBuilder().setStep(request.getApply().getStep()).setStats(stepStats()));
             }
             case EVALUATE -> event.setEvaluated(evaluate(Path.of(request.getEvaluate().getDirectory())));

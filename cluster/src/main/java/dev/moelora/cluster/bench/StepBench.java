@@ -125,7 +125,7 @@ public final class StepBench {
             }
             long all0 = totalAllocatedBytes();
             long b0 = THREADS.getCurrentThreadAllocatedBytes(), t0 = System.nanoTime();
-            for (Parameter p : params) p.zeroGrad();
+            adam.zeroGrad();
             adapters.reseed(Trainer.microBatchSeed(42, i + warmup, 0));
             long b1 = THREADS.getCurrentThreadAllocatedBytes(), t1 = System.nanoTime();
             loss = setup.step().forward();
@@ -133,7 +133,7 @@ public final class StepBench {
             setup.step().backward();
             aux = adapters.takeAuxiliaryLoss();
             long b3 = THREADS.getCurrentThreadAllocatedBytes(), t3 = System.nanoTime();
-            AdamW.clipGlobalNorm(params, 1.0);
+            adam.clipGradients(1.0);
             adam.step(lr);
             long b4 = THREADS.getCurrentThreadAllocatedBytes(), t4 = System.nanoTime();
             long all1 = totalAllocatedBytes();
@@ -149,7 +149,7 @@ public final class StepBench {
         }
         long rssAfter = Pointer.physicalBytes();
         long gcs = gcCount() - gcCountBefore, gcMs = gcMillis() - gcMsBefore;
-        long ops = countOperations(setup, params, adam, lr, options.profile());
+        long ops = countOperations(setup, adam, lr, options.profile());
         double[] total = new double[steps];
         long[] heap = new long[steps];
         for (int i = 0; i < steps; i++) {
@@ -189,16 +189,16 @@ public final class StepBench {
      * ND4J operations one whole step invokes (GEMMs included), counted with ND4J's profiler switched
      * on for that step only; with {@code dashboard}, ND4J's own table of time per operation type.
      */
-    private static long countOperations(Setup setup, List<Parameter> params, AdamW adam, double lr, boolean dashboard) {
+    private static long countOperations(Setup setup, AdamW adam, double lr, boolean dashboard) {
         OpProfiler profiler = OpProfiler.getInstance();
         profiler.reset();
         Nd4j.getExecutioner().setProfilingConfig(ProfilerConfig.builder().checkElapsedTime(true).build());
         try {
-            for (Parameter p : params) p.zeroGrad();
+            adam.zeroGrad();
             setup.step().forward();
             setup.step().backward();
             setup.adapters().takeAuxiliaryLoss();
-            AdamW.clipGlobalNorm(params, 1.0);
+            adam.clipGradients(1.0);
             adam.step(lr);
             if (dashboard) profiler.printOutDashboard(); // through ND4J's logger: time per operation type, with profiling on
             return profiler.getInvocationsCount();

@@ -45,7 +45,7 @@ public final class OptimizerStep {
     /** Step {@code step} (0-based) over train.grad-accum micro-batches; returns what it did. */
     public Trainer.StepMetrics run(int step, MicroBatch micro) {
         long start = System.nanoTime();
-        for (Parameter p : params) p.zeroGrad();
+        optimizer.zeroGrad();
         double loss = 0, aux = 0;
         int tokens = 0;
         adapters.setAuxiliaryLossScale(1.0 / config.gradAccum());
@@ -62,7 +62,7 @@ public final class OptimizerStep {
         if (!Double.isFinite(loss)) {
             throw new IllegalStateException("loss became " + loss + " at step " + step + "; lower train.lr or enable train.clip-norm");
         }
-        double norm = AdamW.clipGlobalNorm(params, config.clipNorm());
+        double norm = optimizer.clipGradients(config.clipNorm());
         double lr = schedule.at(step);
         optimizer.step(lr);
         return new Trainer.StepMetrics(step + 1, config.steps(), loss, aux, lr, norm, tokens, (System.nanoTime() - start) / 1e9);
