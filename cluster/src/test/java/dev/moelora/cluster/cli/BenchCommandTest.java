@@ -86,7 +86,7 @@ class BenchCommandTest {
         assertTrue(zero.err().contains("--steps must be >= 1, got 0"), zero.err());
         var both = DecoderCommandsTest.moelora("bench", "--decoder", "--frames");
         assertEquals(2, both.exit());
-        assertTrue(both.err().contains("--decoder, --runtime and --frames are separate benchmarks"), both.err());
+        assertTrue(both.err().contains("--decoder, --runtime, --scaling and --frames are separate benchmarks"), both.err());
     }
 
     private static void assertFigures(String out) {
