@@ -84,6 +84,11 @@ public final class BenchCommand implements Callable<Integer> {
             description = "the runtimes timed at every point (default: ${DEFAULT-VALUE})")
     List<String> scalingRuntimes;
 
+    @Option(names = "--scaling-micro-tokens", defaultValue = "2048",
+            description = "a step of more tokens runs as micro-batches of at most this many (train.grad-accum), which bounds the memory "
+                    + "a JVM reserves (default: ${DEFAULT-VALUE})")
+    int scalingMicroTokens;
+
     @Option(names = "--scaling-dir", defaultValue = "runs/bench-scaling",
             description = "the sweep's work directory, emptied first: runs, node logs, scaling.csv, scaling.svg (default: ${DEFAULT-VALUE})")
     Path scalingDir;
@@ -138,7 +143,7 @@ public final class BenchCommand implements Callable<Integer> {
             for (String r : scalingRuntimes) runtimes.add(ScalingBench.Runtime.of(r));
             return new ScalingBench.Options(scalingAxes, Map.of("experts", scalingExperts, "nodes", scalingNodes, "tokens", scalingTokens),
                     new ScalingBench.Base(base.get("experts"), base.get("nodes"), base.get("tokens")), runtimes,
-                    parsed.hasMatchedOption("--warmup") ? warmup : 2, parsed.hasMatchedOption("--steps") ? steps : 4);
+                    parsed.hasMatchedOption("--warmup") ? warmup : 2, parsed.hasMatchedOption("--steps") ? steps : 4, scalingMicroTokens);
         } catch (IllegalArgumentException e) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--scaling: " + e.getMessage());
         }

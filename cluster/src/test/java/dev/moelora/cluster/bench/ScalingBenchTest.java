@@ -26,12 +26,12 @@ class ScalingBenchTest {
         List<ScalingBench.Row> rows = new ArrayList<>();
         int[] experts = {4, 8, 16, 32};
         for (int i = 0; i < experts.length; i++) {
-            rows.add(row(new ScalingBench.Point("experts", experts[i], 2, 1024, 40), 1010, 0.5 + i, 0.6 + i, 1.5 + i));
+            rows.add(row(new ScalingBench.Point("experts", experts[i], 2, 1024, 40, 1), 1010, 0.5 + i, 0.6 + i, 1.5 + i));
         }
         int[] tokens = {512, 1024, 2048};
         double[] counted = {497, 1010, 2061};
         for (int i = 0; i < tokens.length; i++) {
-            rows.add(row(new ScalingBench.Point("tokens", 8, 2, tokens[i], tokens[i] / 26), counted[i], 0.3 * (i + 1), 0.4 * (i + 1), 1.2 * (i + 1)));
+            rows.add(row(new ScalingBench.Point("tokens", 8, 2, tokens[i], tokens[i] / 52, 2), counted[i], 0.3 * (i + 1), 0.4 * (i + 1), 1.2 * (i + 1)));
         }
         return rows;
     }
@@ -46,25 +46,25 @@ class ScalingBenchTest {
 
     static ScalingBench.Options options(List<String> axes, List<Runtime> runtimes) {
         return new ScalingBench.Options(axes, Map.of("experts", List.of(4, 8, 16, 32), "nodes", List.of(1, 2), "tokens", List.of(512, 1024, 2048)),
-                new ScalingBench.Base(8, 2, 1024), runtimes, 2, 4);
+                new ScalingBench.Base(8, 2, 1024), runtimes, 2, 4, 2048);
     }
 
     @Test
     void csvHasOneLinePerPointWithTheCountedTokensAndEveryRuntime() {
         String[] lines = ScalingBench.csv(rows(), ALL).split("\n");
-        assertEquals("axis,value,experts,expert_nodes,batch,tokens_per_step,single_process_s_per_step,colocated_s_per_step,distributed_s_per_step,"
+        assertEquals("axis,value,experts,expert_nodes,micro_batches,batch,tokens_per_step,single_process_s_per_step,colocated_s_per_step,distributed_s_per_step,"
                 + "colocated_over_single_process,distributed_over_single_process,single_process_tokens_per_s,colocated_tokens_per_s,"
                 + "distributed_tokens_per_s", lines[0]);
         assertEquals(1 + 7, lines.length);
         // E 16: third experts row; 1010 tokens, 2.5 / 2.6 / 3.5 s; ratios 2.6/2.5 and 3.5/2.5; tokens/s 1010 / s.
-        assertEquals("experts,16,16,2,40,1010.0,2.5000,2.6000,3.5000,1.040,1.400,404.0,388.5,288.6", lines[3]);
-        assertEquals("tokens,2048,8,2,78,2061.0,0.9000,1.2000,3.6000,1.333,4.000,2290.0,1717.5,572.5", lines[7]);
+        assertEquals("experts,16,16,2,1,40,1010.0,2.5000,2.6000,3.5000,1.040,1.400,404.0,388.5,288.6", lines[3]);
+        assertEquals("tokens,2048,8,2,2,39,2061.0,0.9000,1.2000,3.6000,1.333,4.000,2290.0,1717.5,572.5", lines[7]);
     }
 
     @Test
     void csvWithoutSingleProcessHasNoRatios() {
         String head = ScalingBench.csv(rows(), List.of(Runtime.DISTRIBUTED)).split("\n")[0];
-        assertEquals("axis,value,experts,expert_nodes,batch,tokens_per_step,distributed_s_per_step,distributed_tokens_per_s", head);
+        assertEquals("axis,value,experts,expert_nodes,micro_batches,batch,tokens_per_step,distributed_s_per_step,distributed_tokens_per_s", head);
     }
 
     @Test
@@ -108,12 +108,22 @@ class ScalingBenchTest {
     }
 
     @Test
+    void largeStepsRunAsMicroBatchesOfAtMostTheGivenTokens() {
+        var options = new ScalingBench.Options(List.of("tokens", "experts"), Map.of("tokens", List.of(512, 2048, 2049, 8192), "experts", List.of(16)),
+                new ScalingBench.Base(8, 2, 1024), ALL, 2, 4, 2048);
+        // 25.9 real tokens per example: 512 -> 19.8 examples; 2048 -> 79.1; 2049 -> 2 x 39.6; 8192 -> 4 x 79.1; 1024 -> 39.5.
+        List<String> points = ScalingBench.points(options, new ScalingBench.Sizing("", 25.9, 16)).stream()
+                .map(p -> p.axis() + " E" + p.experts() + " n" + p.nodes() + " " + p.microBatches() + "x" + p.batch()).toList();
+        assertEquals(List.of("tokens E8 n2 1x20", "tokens E8 n2 1x79", "tokens E8 n2 2x40", "tokens E8 n2 4x79", "experts E16 n2 1x40"), points);
+    }
+
+    @Test
     void pointsThatCannotRunAreRefusedByName() {
         var tooManyNodes = assertThrows(IllegalArgumentException.class, () -> new ScalingBench.Options(List.of("nodes"),
-                Map.of("nodes", List.of(1, 8)), new ScalingBench.Base(4, 2, 512), ALL, 2, 4));
+                Map.of("nodes", List.of(1, 8)), new ScalingBench.Base(4, 2, 512), ALL, 2, 4, 2048));
         assertEquals("expert nodes must be between 1 and the experts (4), got 8", tooManyNodes.getMessage());
         var axis = assertThrows(IllegalArgumentException.class, () -> new ScalingBench.Options(List.of("layers"),
-                Map.of("layers", List.of(1)), new ScalingBench.Base(4, 2, 512), ALL, 2, 4));
+                Map.of("layers", List.of(1)), new ScalingBench.Base(4, 2, 512), ALL, 2, 4, 2048));
         assertEquals("an axis is one of [experts, nodes, tokens]; got 'layers'", axis.getMessage());
         assertEquals("a runtime is single-process, colocated or distributed; got 'gpu'",
                 assertThrows(IllegalArgumentException.class, () -> Runtime.of("gpu")).getMessage());

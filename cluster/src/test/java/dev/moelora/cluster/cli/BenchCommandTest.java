@@ -115,7 +115,7 @@ class BenchCommandTest {
         // metrics.jsonl of each run: step 2 is the timed one; every runtime trained the same batches.
         ObjectMapper json = new ObjectMapper();
         long tokens = -1;
-        for (String r : List.of("single-process-e4-b2", "colocated-e4-b2-n1", "colocated-e4-b2-n2", "distributed-e4-b2-n1", "distributed-e4-b2-n2")) {
+        for (String r : List.of("single-process-e4-b2x1", "colocated-e4-b2x1-n1", "colocated-e4-b2x1-n2", "distributed-e4-b2x1-n1", "distributed-e4-b2x1-n2")) {
             List<String> steps = Files.readAllLines(work.resolve(r).resolve("metrics.jsonl"));
             assertEquals(2, steps.size(), r);
             long t = json.readTree(steps.get(1)).get("tokens").asLong();
@@ -130,8 +130,8 @@ class BenchCommandTest {
         }
         List<String> csv = Files.readAllLines(work.resolve("scaling.csv"));
         assertEquals(3, csv.size(), String.join("\n", csv));
-        assertTrue(csv.get(1).startsWith("nodes,1,4,1,2," + tokens + ".0,"), csv.get(1));
-        assertTrue(csv.get(2).startsWith("nodes,2,4,2,2," + tokens + ".0,"), csv.get(2));
+        assertTrue(csv.get(1).startsWith("nodes,1,4,1,1,2," + tokens + ".0,"), csv.get(1));
+        assertTrue(csv.get(2).startsWith("nodes,2,4,2,1,2," + tokens + ".0,"), csv.get(2));
         assertTrue(run.out().contains("wrote " + work.resolve("scaling.svg").toAbsolutePath()), run.out());
         var f = DocumentBuilderFactory.newInstance();
         f.setNamespaceAware(true);
