@@ -32,7 +32,11 @@ import java.util.StringJoiner;
  * <p>Tokens per step are real (unpadded) tokens, as metrics.jsonl counts them: the generated
  * questions are short, so a target of T tokens becomes a batch of T / (mean real tokens per
  * training example) examples, and the table reports what the runs counted. The maximum length is
- * the suite's longest sequence, so nothing is cut and the model reserves no unused room.
+ * the suite's longest sequence, so nothing is cut and the model reserves no unused room. A step
+ * of more than {@code microTokens} tokens is several micro-batches of at most that many
+ * (train.grad-accum, tokens per step being their sum): the model reserves its buffers for one
+ * micro-batch, and one micro-batch of 8192 real tokens took over 8 GB in one JVM, more than a
+ * router JVM beside the benchmark's own fits on a 24 GB machine.
  */
 public final class ScalingBench {
     /** The axes, in the order they are swept. */
@@ -63,9 +67,12 @@ public final class ScalingBench {
      * @param axes    which of {@link #AXES} to sweep
      * @param values  each swept axis's values
      * @param warmup  untimed steps per run; {@code steps} timed ones follow
+     * @param microTokens  the most tokens of one micro-batch
      */
-    public record Options(List<String> axes, Map<String, List<Integer>> values, Base base, List<Runtime> runtimes, int warmup, int steps) {
+    public record Options(List<String> axes, Map<String, List<Integer>> values, Base base, List<Runtime> runtimes, int warmup, int steps,
+                          int microTokens) {
         public Options {
+            if (microTokens < 1) throw new IllegalArgumentException("tokens per micro-batch must be >= 1, got " + microTokens);
             if (axes.isEmpty()) throw new IllegalArgumentException("give at least one axis of " + AXES);
             for (String a : axes) {
                 if (!AXES.contains(a)) throw new IllegalArgumentException("an axis is one of " + AXES + "; got '" + a + "'");
@@ -90,8 +97,8 @@ public final class ScalingBench {
         }
     }
 
-    /** One point of a sweep: the axis it lies on, its settings, the batch that gives its tokens. */
-    record Point(String axis, int experts, int nodes, int targetTokens, int batch) {
+    /** One point of a sweep: the axis it lies on, its settings, the micro-batches (each of {@code batch} examples) that give its tokens. */
+    record Point(String axis, int experts, int nodes, int targetTokens, int batch, int microBatches) {
         int value() {
             return switch (axis) {
                 case "experts" -> experts;
@@ -114,9 +121,10 @@ public final class ScalingBench {
         Sizing sizing = Sizing.of(work);
         List<Point> points = points(options, sizing);
         out.printf(Locale.ROOT, "MoELoRA step scaling: all-MiniLM-L6-v2, generated suite (%.1f real tokens per example, max length %d), top-2, "
-                        + "expert rank 1 on query and value; base E %d, %d expert nodes, %d tokens per step; median of %d steps after %d warm-up%n",
+                        + "expert rank 1 on query and value; base E %d, %d expert nodes, %d tokens per step; micro-batches of at most %d tokens "
+                        + "(batch: examples, or micro-batches x examples); median of %d steps after %d warm-up%n",
                 sizing.tokensPerExample, sizing.maxLength, options.base().experts(), options.base().nodes(), options.base().tokens(),
-                options.steps(), options.warmup());
+                options.microTokens(), options.steps(), options.warmup());
         out.println(header(options.runtimes()));
         Map<String, TimedRuns.Steps> measured = new HashMap<>();
         List<Row> rows = new ArrayList<>();
@@ -200,8 +208,9 @@ public final class ScalingBench {
             return new Sizing(common, (double) total / examples, longest);
         }
 
-        int batchFor(int tokens) {
-            return Math.max(1, (int) Math.round(tokens / tokensPerExample));
+        /** Examples per micro-batch for {@code tokens} real tokens in {@code microBatches} micro-batches. */
+        int batchFor(int tokens, int microBatches) {
+            return Math.max(1, (int) Math.round(tokens / tokensPerExample / microBatches));
         }
     }
 
@@ -213,7 +222,8 @@ public final class ScalingBench {
             for (int v : options.values().get(axis)) {
                 int experts = axis.equals("experts") ? v : b.experts(), nodes = axis.equals("nodes") ? v : b.nodes();
                 int tokens = axis.equals("tokens") ? v : b.tokens();
-                out.add(new Point(axis, experts, nodes, tokens, sizing.batchFor(tokens)));
+                int micro = (tokens + options.microTokens() - 1) / options.microTokens();
+                out.add(new Point(axis, experts, nodes, tokens, sizing.batchFor(tokens, micro), micro));
             }
         }
         return out;
@@ -221,12 +231,12 @@ public final class ScalingBench {
 
     /** A run's name and cache key: what decides its figures (single-process has no nodes). */
     private static String key(Runtime r, Point p) {
-        return r.label + "-e" + p.experts() + "-b" + p.batch() + (r == Runtime.SINGLE_PROCESS ? "" : "-n" + p.nodes());
+        return r.label + "-e" + p.experts() + "-b" + p.batch() + "x" + p.microBatches() + (r == Runtime.SINGLE_PROCESS ? "" : "-n" + p.nodes());
     }
 
     private static TimedRuns.Steps measure(Path work, Runtime r, Point p, Sizing sizing, Options options) throws Exception {
-        String conf = sizing.common() + "adapter.experts = %d\ntrain { steps = %d, batch-size = %d, eval-batch-size = 8, warmup-steps = 0 }\n"
-                .formatted(p.experts(), options.warmup() + options.steps(), p.batch());
+        String conf = sizing.common() + "adapter.experts = %d\ntrain { steps = %d, batch-size = %d, grad-accum = %d, eval-batch-size = 8, warmup-steps = 0 }\n"
+                .formatted(p.experts(), options.warmup() + options.steps(), p.batch(), p.microBatches());
         return switch (r) {
             case SINGLE_PROCESS -> TimedRuns.run(TimedRuns.write(work, key(r, p), conf));
             case COLOCATED -> TimedRuns.run(TimedRuns.write(work, key(r, p), conf + "runtime.mode = local\nruntime.expert-nodes = " + p.nodes() + "\n"));
@@ -235,12 +245,12 @@ public final class ScalingBench {
     }
 
     private static String describe(Point p) {
-        return String.format(Locale.ROOT, "E %d, %d expert nodes, batch %d", p.experts(), p.nodes(), p.batch());
+        return String.format(Locale.ROOT, "E %d, %d expert nodes, %d micro-batches of %d", p.experts(), p.nodes(), p.microBatches(), p.batch());
     }
 
     // ----- table, CSV, plot
 
-    private static final String ROW = "%-8s %6s %4s %5s %6s %11s";
+    private static final String ROW = "%-8s %6s %4s %5s %8s %11s";
 
     private static String header(List<Runtime> runtimes) {
         StringBuilder h = new StringBuilder(String.format(Locale.ROOT, ROW, "axis", "value", "E", "nodes", "batch", "tokens/step"));
@@ -252,8 +262,8 @@ public final class ScalingBench {
 
     private static String line(Row row, List<Runtime> runtimes) {
         Point p = row.point();
-        StringBuilder l = new StringBuilder(String.format(Locale.ROOT, ROW, p.axis(), p.value(), p.experts(), p.nodes(), p.batch(),
-                String.format(Locale.ROOT, "%.0f", row.tokens())));
+        StringBuilder l = new StringBuilder(String.format(Locale.ROOT, ROW, p.axis(), p.value(), p.experts(), p.nodes(),
+                p.microBatches() == 1 ? Integer.toString(p.batch()) : p.microBatches() + "x" + p.batch(), String.format(Locale.ROOT, "%.0f", row.tokens())));
         for (Runtime r : runtimes) l.append(String.format(Locale.ROOT, " %16.3f", row.seconds().get(r)));
         for (Runtime r : ratios(runtimes)) {
             l.append(String.format(Locale.ROOT, " %18s", String.format(Locale.ROOT, "%.2fx", row.seconds().get(r) / row.seconds().get(Runtime.SINGLE_PROCESS))));
@@ -275,7 +285,7 @@ public final class ScalingBench {
     /** One line per point: its settings, real tokens per step, then per runtime seconds per step, ratio to single-process, tokens/s. */
     static String csv(List<Row> rows, List<Runtime> runtimes) {
         StringJoiner head = new StringJoiner(",");
-        for (String c : List.of("axis", "value", "experts", "expert_nodes", "batch", "tokens_per_step")) head.add(c);
+        for (String c : List.of("axis", "value", "experts", "expert_nodes", "micro_batches", "batch", "tokens_per_step")) head.add(c);
         for (Runtime r : runtimes) head.add(column(r) + "_s_per_step");
         for (Runtime r : ratios(runtimes)) head.add(column(r) + "_over_single_process");
         for (Runtime r : runtimes) head.add(column(r) + "_tokens_per_s");
@@ -284,7 +294,7 @@ public final class ScalingBench {
             Point p = row.point();
             StringJoiner l = new StringJoiner(",");
             l.add(p.axis()).add(Integer.toString(p.value())).add(Integer.toString(p.experts())).add(Integer.toString(p.nodes()))
-                    .add(Integer.toString(p.batch())).add(String.format(Locale.ROOT, "%.1f", row.tokens()));
+                    .add(Integer.toString(p.microBatches())).add(Integer.toString(p.batch())).add(String.format(Locale.ROOT, "%.1f", row.tokens()));
             for (Runtime r : runtimes) l.add(String.format(Locale.ROOT, "%.4f", row.seconds().get(r)));
             for (Runtime r : ratios(runtimes)) l.add(String.format(Locale.ROOT, "%.3f", row.seconds().get(r) / row.seconds().get(Runtime.SINGLE_PROCESS)));
             for (Runtime r : runtimes) l.add(String.format(Locale.ROOT, "%.1f", row.tokens() / row.seconds().get(r)));
