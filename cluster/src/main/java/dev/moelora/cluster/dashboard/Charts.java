@@ -10,12 +10,13 @@ import java.util.TreeSet;
 
 /**
  * Plain SVG charts as markup strings, the same for the live page and the report: line charts over
- * steps (a band around a line shows a spread), colour scales, number formats. Nothing here needs a
+ * steps (a band around a line shows a spread), colour scales, number formats; the benchmarks plot
+ * through {@link #plot} (also over a log-2 x axis) with {@link #plotStyle}. Nothing here needs a
  * script: hover text is an SVG {@code <title>}. Output is well-formed XML (every value escaped).
  * It knows nothing of runs or records.
  */
-final class Charts {
-    static final String SVG_NS = "http://www.w3.org/2000/svg";
+public final class Charts {
+    public static final String SVG_NS = "http://www.w3.org/2000/svg";
     /** Categorical colours (Tableau 10): series, runs, nodes. */
     static final String[] PALETTE = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
     /** The sequential scale of the heatmaps (viridis, dark = little). */
@@ -27,9 +28,12 @@ final class Charts {
 
     private Charts() {}
 
+    /** How the x axis maps values: over steps (linear, integer ticks), or log 2 with a tick at every power of two in range. */
+    public enum XAxis { STEPS, LOG2 }
+
     /** A line over steps; with low/high (same length as x) a shaded band around it. */
-    record Series(String name, String color, double[] x, double[] y, double[] low, double[] high, boolean dashed) {
-        static Series line(String name, String color, double[] x, double[] y) {
+    public record Series(String name, String color, double[] x, double[] y, double[] low, double[] high, boolean dashed) {
+        public static Series line(String name, String color, double[] x, double[] y) {
             return new Series(name, color, x, y, null, null, false);
         }
 
@@ -41,7 +45,7 @@ final class Charts {
     /** A dashed horizontal line at y, e.g. a threshold. */
     record Reference(double y, String label) {}
 
-    static String color(int i) {
+    public static String color(int i) {
         return PALETTE[Math.floorMod(i, PALETTE.length)];
     }
 
@@ -49,6 +53,49 @@ final class Charts {
     static String lineChart(String id, String title, String xLabel, String yLabel, List<Series> series, List<Reference> references) {
         StringBuilder out = new StringBuilder();
         out.append("<figure class=\"chart\" data-chart=\"").append(esc(id)).append("\"><figcaption>").append(esc(title)).append("</figcaption>");
+        String svg = svg(title, xLabel, yLabel, series, references, XAxis.STEPS);
+        if (svg == null) {
+            return out.append("<p class=\"empty\">no data yet</p></figure>").toString();
+        }
+        out.append(svg);
+        out.append("<div class=\"legend\">");
+        for (Series s : series) {
+            out.append("<span class=\"key\"><i class=\"").append(s.low() != null ? "swatch band" : s.dashed() ? "swatch dashed" : "swatch")
+                    .append("\" style=\"background:").append(esc(s.color())).append("\"></i>").append(esc(s.name())).append("</span>");
+        }
+        for (Reference r : references) out.append("<span class=\"key\"><i class=\"swatch reference\"></i>").append(esc(r.label())).append("</span>");
+        return out.append("</div></figure>").toString();
+    }
+
+    /**
+     * The {@code <svg>} element of a line chart alone (no figure, no legend), 520 x 236 in its
+     * viewBox, for a standalone SVG file; {@link #plotStyle} styles it there.
+     *
+     * @throws IllegalArgumentException when no point is finite, or on a log-2 axis an x is not positive
+     */
+    public static String plot(String title, String xLabel, String yLabel, List<Series> series, XAxis xAxis) {
+        String svg = svg(title, xLabel, yLabel, series, List.of(), xAxis);
+        if (svg == null) throw new IllegalArgumentException("nothing finite to plot in '" + title + "'");
+        return svg;
+    }
+
+    /** The dashboard stylesheet's rules for a plot's parts, for an SVG file that has no page around it. */
+    public static String plotStyle() {
+        try (var in = Charts.class.getResourceAsStream("/dashboard/style.css")) {
+            if (in == null) throw new IllegalStateException("dashboard/style.css is not on the classpath");
+            StringBuilder css = new StringBuilder();
+            for (String rule : new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8).split("\n")) {
+                if (rule.matches("^(\\.plot |\\.tick |\\.axis-label |polyline\\.series|\\.band |\\.reference|\\.hover rect ).*")) css.append(rule).append('\n');
+            }
+            return css.toString();
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException("reading dashboard/style.css", e);
+        }
+    }
+
+    /** The plot of {@link #lineChart} and {@link #plot}; null when nothing is finite. */
+    private static String svg(String title, String xLabel, String yLabel, List<Series> series, List<Reference> references, XAxis xAxis) {
+        StringBuilder out = new StringBuilder();
         double xMin = Double.POSITIVE_INFINITY, xMax = Double.NEGATIVE_INFINITY, yMin = Double.POSITIVE_INFINITY, yMax = Double.NEGATIVE_INFINITY;
         for (Series s : series) {
             for (int i = 0; i < s.x().length; i++) {
@@ -61,14 +108,21 @@ final class Charts {
                 }
             }
         }
-        if (xMin > xMax) {
-            return out.append("<p class=\"empty\">no data yet</p></figure>").toString();
-        }
+        if (xMin > xMax) return null;
+        boolean log = xAxis == XAxis.LOG2;
+        if (log && xMin <= 0) throw new IllegalArgumentException("a log-2 axis needs positive x, got " + num(xMin) + " in '" + title + "'");
         for (Reference r : references) {
             yMin = Math.min(yMin, r.y());
             yMax = Math.max(yMax, r.y());
         }
-        if (xMin == xMax) {
+        if (log) {
+            xMin = Math.pow(2, Math.floor(log2(xMin) + 1e-9)); // from a power of two to a power of two: the ends get ticks
+            xMax = Math.pow(2, Math.ceil(log2(xMax) - 1e-9));
+            if (xMin == xMax) {
+                xMin /= 2;
+                xMax *= 2;
+            }
+        } else if (xMin == xMax) {
             xMin -= 1;
             xMax += 1;
         }
@@ -80,8 +134,8 @@ final class Charts {
         double[] yTicks = ticks(yMin, yMax, 5, false);
         yMin = Math.min(yMin, yTicks[0]);
         yMax = Math.max(yMax, yTicks[yTicks.length - 1]);
-        double[] xTicks = ticks(xMin, xMax, 6, true);
-        Scale sx = new Scale(xMin, xMax, LEFT, W - RIGHT), sy = new Scale(yMin, yMax, H - BOTTOM, TOP);
+        double[] xTicks = log ? powersOfTwo(xMin, xMax, 8) : ticks(xMin, xMax, 6, true);
+        Scale sx = new Scale(xMin, xMax, LEFT, W - RIGHT, log), sy = new Scale(yMin, yMax, H - BOTTOM, TOP, false);
 
         out.append("<svg xmlns=\"").append(SVG_NS).append("\" class=\"plot\" viewBox=\"0 0 ").append(W).append(' ').append(H)
                 .append("\" role=\"img\" aria-label=\"").append(esc(title)).append("\">");
@@ -112,15 +166,21 @@ final class Charts {
             out.append(String.format(Locale.ROOT, "<line class=\"reference\" x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\"/>", LEFT, W - RIGHT, y, y));
             out.append(String.format(Locale.ROOT, "<text class=\"reference-label\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>", W - RIGHT - 4, y - 4, esc(r.label())));
         }
-        hover(out, series, sx);
-        out.append("</svg>");
-        out.append("<div class=\"legend\">");
-        for (Series s : series) {
-            out.append("<span class=\"key\"><i class=\"").append(s.low() != null ? "swatch band" : s.dashed() ? "swatch dashed" : "swatch")
-                    .append("\" style=\"background:").append(esc(s.color())).append("\"></i>").append(esc(s.name())).append("</span>");
-        }
-        for (Reference r : references) out.append("<span class=\"key\"><i class=\"swatch reference\"></i>").append(esc(r.label())).append("</span>");
-        return out.append("</div></figure>").toString();
+        hover(out, series, sx, log ? xLabel + " " : "step ");
+        return out.append("</svg>").toString();
+    }
+
+    private static double log2(double v) {
+        return Math.log(v) / Math.log(2);
+    }
+
+    /** Powers of two from min to max (both powers of two), every other one or sparser when there would be more than {@code count}. */
+    private static double[] powersOfTwo(double min, double max, int count) {
+        int lo = (int) Math.round(log2(min)), hi = (int) Math.round(log2(max));
+        int stride = Math.max(1, (hi - lo + count - 1) / count);
+        double[] out = new double[(hi - lo) / stride + 1];
+        for (int i = 0; i < out.length; i++) out[i] = Math.pow(2, lo + i * stride);
+        return out;
     }
 
     private static void band(StringBuilder out, Series s, Scale sx, Scale sy) {
@@ -177,8 +237,8 @@ final class Charts {
         return 0;
     }
 
-    /** Invisible columns over the plot, each with the values of every series at its step as hover text. */
-    private static void hover(StringBuilder out, List<Series> series, Scale sx) {
+    /** Invisible columns over the plot, each with the values of every series at its x (after {@code prefix}) as hover text. */
+    private static void hover(StringBuilder out, List<Series> series, Scale sx, String prefix) {
         TreeSet<Double> xs = new TreeSet<>();
         for (Series s : series) for (double x : s.x()) xs.add(x);
         Double[] all = xs.toArray(new Double[0]);
@@ -190,7 +250,7 @@ final class Charts {
             double x = all[last];
             double left = b == 0 ? sx.lo : (sx.at(all[first - 1]) + sx.at(all[first])) / 2;
             double right = b == bins - 1 ? sx.hi : (sx.at(all[last]) + sx.at(all[last + 1])) / 2;
-            StringBuilder tip = new StringBuilder("step ").append(num(x));
+            StringBuilder tip = new StringBuilder(prefix).append(num(x));
             for (Series s : series) {
                 int i = Arrays.binarySearch(s.x(), x);
                 if (i < 0) continue;
@@ -249,9 +309,10 @@ final class Charts {
         return labels;
     }
 
-    private record Scale(double min, double max, double lo, double hi) {
+    /** Maps [min, max] onto [lo, hi] pixels, in log 2 when {@code log}. */
+    private record Scale(double min, double max, double lo, double hi, boolean log) {
         double at(double v) {
-            return lo + (v - min) / (max - min) * (hi - lo);
+            return log ? lo + (log2(v) - log2(min)) / (log2(max) - log2(min)) * (hi - lo) : lo + (v - min) / (max - min) * (hi - lo);
         }
     }
 
@@ -310,7 +371,7 @@ final class Charts {
     // ----- text
 
     /** Escapes text and attribute values for HTML and XML. */
-    static String esc(String s) {
+    public static String esc(String s) {
         if (s == null) return "";
         StringBuilder out = new StringBuilder(s.length());
         for (int i = 0; i < s.length(); i++) {
@@ -331,7 +392,7 @@ final class Charts {
     }
 
     /** A number short enough for a tick or a cell: 3 significant digits, k and M for large ones. */
-    static String num(double v) {
+    public static String num(double v) {
         if (Double.isNaN(v)) return "–";
         if (Double.isInfinite(v)) return v > 0 ? "∞" : "-∞";
         if (v == 0) return "0";

@@ -4,13 +4,20 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.moelora.cluster.tensorboard.PythonScript;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import javax.xml.parsers.DocumentBuilderFactory;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -86,7 +93,60 @@ class BenchCommandTest {
         assertTrue(zero.err().contains("--steps must be >= 1, got 0"), zero.err());
         var both = DecoderCommandsTest.moelora("bench", "--decoder", "--frames");
         assertEquals(2, both.exit());
-        assertTrue(both.err().contains("--decoder, --runtime and --frames are separate benchmarks"), both.err());
+        assertTrue(both.err().contains("--decoder, --runtime, --scaling and --frames are separate benchmarks"), both.err());
+    }
+
+    /**
+     * The tiniest real sweep: the nodes axis (1 and 2 expert nodes) at E 4 and ~64 tokens (a batch of
+     * 2 of the suite's ~26 tokens per example), one
+     * warm-up and one timed step, every runtime, the distributed one in real JVMs (a router and 1
+     * or 2 expert JVMs). A row per point whose tokens are what the runs' metrics.jsonl counted,
+     * the CSV and the SVG. A node that dies fails the run (NodeProcesses.whileAlive); the timeout
+     * fails a hang.
+     */
+    @Test
+    @Timeout(value = 5, unit = TimeUnit.MINUTES)
+    void scalingSweepTimesEveryRuntimeAtEveryPointAndWritesTheCsvAndPlot(@TempDir Path dir) throws Exception {
+        Path work = dir.resolve("sweep");
+        var run = DecoderCommandsTest.moelora("bench", "--scaling", "--scaling-axes", "nodes", "--scaling-nodes", "1,2",
+                "--scaling-base", "experts=4,tokens=64", "--steps", "1", "--warmup", "1", "--scaling-dir", work.toString());
+        assertEquals(0, run.exit(), run.err() + run.out());
+        assertTrue(run.out().startsWith("machine: "), run.out());
+        // metrics.jsonl of each run: step 2 is the timed one; every runtime trained the same batches.
+        ObjectMapper json = new ObjectMapper();
+        long tokens = -1;
+        for (String r : List.of("single-process-e4-b2x1", "colocated-e4-b2x1-n1", "colocated-e4-b2x1-n2", "distributed-e4-b2x1-n1", "distributed-e4-b2x1-n2")) {
+            List<String> steps = Files.readAllLines(work.resolve(r).resolve("metrics.jsonl"));
+            assertEquals(2, steps.size(), r);
+            long t = json.readTree(steps.get(1)).get("tokens").asLong();
+            if (tokens >= 0) assertEquals(tokens, t, r);
+            tokens = t;
+        }
+        assertTrue(tokens > 0);
+        for (int nodes = 1; nodes <= 2; nodes++) {
+            Matcher row = Pattern.compile("(?m)^nodes +" + nodes + " +4 +" + nodes + " +2 +" + tokens + "( +\\d+\\.\\d{3}){3} +\\d+\\.\\d\\dx +\\d+\\.\\d\\dx( +\\d+){3}$")
+                    .matcher(run.out());
+            assertTrue(row.find(), "no table row for " + nodes + " nodes with " + tokens + " tokens in\n" + run.out());
+        }
+        List<String> csv = Files.readAllLines(work.resolve("scaling.csv"));
+        assertEquals(3, csv.size(), String.join("\n", csv));
+        assertTrue(csv.get(1).startsWith("nodes,1,4,1,1,2," + tokens + ".0,"), csv.get(1));
+        assertTrue(csv.get(2).startsWith("nodes,2,4,2,1,2," + tokens + ".0,"), csv.get(2));
+        assertTrue(run.out().contains("wrote " + work.resolve("scaling.svg").toAbsolutePath()), run.out());
+        var f = DocumentBuilderFactory.newInstance();
+        f.setNamespaceAware(true);
+        var svg = f.newDocumentBuilder().parse(work.resolve("scaling.svg").toFile()).getDocumentElement();
+        assertEquals(3, svg.getElementsByTagNameNS("*", "polyline").getLength(), "a line per runtime");
+    }
+
+    @Test
+    void scalingPointsThatCannotRunAreRefusedBeforeAnyRun() {
+        var nodes = DecoderCommandsTest.moelora("bench", "--scaling", "--scaling-axes", "nodes", "--scaling-nodes", "1,8", "--scaling-base", "experts=4");
+        assertEquals(2, nodes.exit());
+        assertTrue(nodes.err().contains("--scaling: expert nodes must be between 1 and the experts (4), got 8"), nodes.err());
+        var base = DecoderCommandsTest.moelora("bench", "--scaling", "--scaling-base", "layers=2");
+        assertEquals(2, base.exit());
+        assertTrue(base.err().contains("--scaling-base takes experts=, nodes= and tokens=; got 'layers'"), base.err());
     }
 
     private static void assertFigures(String out) {

@@ -38,6 +38,22 @@ class DashboardChartsTest {
     }
 
     @Test
+    void aLogTwoAxisTicksEveryPowerOfTwoAndRefusesNonPositiveValues() throws Exception {
+        String svg = Charts.plot("t", "experts", "s", List.of(Charts.Series.line("a", "#000", new double[] {3, 20}, new double[] {1, 2})), Charts.XAxis.LOG2);
+        var root = DashboardReportTest.parse("<!DOCTYPE html><html>" + svg + "</html>");
+        java.util.List<String> ticks = new java.util.ArrayList<>();
+        var texts = root.getElementsByTagName("text");
+        for (int i = 0; i < texts.getLength(); i++) {
+            var t = (org.w3c.dom.Element) texts.item(i);
+            if (t.getAttribute("text-anchor").equals("middle") && t.getAttribute("class").equals("tick")) ticks.add(t.getTextContent());
+        }
+        assertEquals(List.of("2", "4", "8", "16", "32"), ticks, "3 to 20 widens to 2 to 32");
+        var zero = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> Charts.plot("t", "x", "y",
+                List.of(Charts.Series.line("a", "#000", new double[] {0, 2}, new double[] {1, 2})), Charts.XAxis.LOG2));
+        assertEquals("a log-2 axis needs positive x, got 0 in 't'", zero.getMessage());
+    }
+
+    @Test
     void theColourScaleRunsFromDarkToLight() {
         assertEquals("#440154", Charts.viridis(0));
         assertEquals("#fde725", Charts.viridis(1));
