@@ -83,7 +83,7 @@ public final class DataPlane implements AutoCloseable {
         return aeron.addExclusivePublication(channel, streamId);
     }
 
-    /** Poll it with {@code new FragmentAssembler(receiver)} for a {@link TensorFrameReceiver}. Closed with this data plane. */
+    /** Poll it with a {@link TensorFrameReceiver} itself (it reassembles fragments; no FragmentAssembler). Closed with this data plane. */
     public Subscription subscription(String channel, int streamId) {
         return aeron.addSubscription(channel, streamId);
     }
