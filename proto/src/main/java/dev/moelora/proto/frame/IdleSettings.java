@@ -18,8 +18,8 @@ import org.agrona.concurrent.IdleStrategy;
  */
 public record IdleSettings(Duration driverMaxPark, Duration pollMaxPark) {
     /** Chosen by measurement (./moelora bench --runtime and --frames on 2 cores); see the runtime.*-idle-max-park keys. */
-    public static final Duration DEFAULT_DRIVER_MAX_PARK = Duration.ofMillis(1);
-    public static final Duration DEFAULT_POLL_MAX_PARK = Duration.ofMillis(1);
+    public static final Duration DEFAULT_DRIVER_MAX_PARK = Duration.ofNanos(100_000);
+    public static final Duration DEFAULT_POLL_MAX_PARK = Duration.ofNanos(100_000);
     private static final Duration MIN_MAX_PARK = Duration.ofNanos(1_000);
     private static final Duration MAX_MAX_PARK = Duration.ofSeconds(1);
 
