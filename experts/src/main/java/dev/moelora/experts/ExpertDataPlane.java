@@ -5,15 +5,14 @@ import dev.moelora.proto.frame.TensorFrameSender;
 import dev.moelora.proto.wire.Direction;
 import dev.moelora.proto.wire.TensorFrameHeader;
 import dev.moelora.proto.frame.DataPlane;
+import dev.moelora.proto.frame.IdleSettings;
 import io.aeron.ExclusivePublication;
-import io.aeron.FragmentAssembler;
 import io.aeron.Subscription;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicReferenceArray;
-import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.IdleStrategy;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.slf4j.Logger;
@@ -34,7 +33,7 @@ public final class ExpertDataPlane implements AutoCloseable {
     private final DataPlane media;
     private final Subscription subscription;
     private final TensorFrameReceiver receiver;
-    private final FragmentAssembler assembler;
+    private final IdleStrategy idle;
     private final Duration deadline;
     private final Thread poller;
     private volatile boolean running = true;
@@ -46,14 +45,21 @@ public final class ExpertDataPlane implements AutoCloseable {
     private final List<ExclusivePublication> publications = new java.util.concurrent.CopyOnWriteArrayList<>();
     private long closedFrames, closedBytes, closedSendNanos; // of the senders of earlier runs
 
+    /** As the full constructor with {@link IdleSettings#defaults()}. */
+    public ExpertDataPlane(DataPlane media, String channel, int stream, int maxExperts, Duration deadline) {
+        this(media, channel, stream, maxExperts, deadline, IdleSettings.defaults());
+    }
+
     /**
      * Subscribes to {@code channel}/{@code stream} and starts polling.
      *
      * @param maxExperts the largest expert index + 1 this node may host
      * @param deadline   how long a reply may wait on back-pressure or an absent router before it fails
+     * @param idle       how the poller waits for frames ({@link IdleSettings#poller()})
      */
-    public ExpertDataPlane(DataPlane media, String channel, int stream, int maxExperts, Duration deadline) {
+    public ExpertDataPlane(DataPlane media, String channel, int stream, int maxExperts, Duration deadline, IdleSettings idle) {
         this.media = media;
+        this.idle = idle.poller();
         this.deadline = deadline;
         this.subscription = media.subscription(channel, stream);
         this.states = new AtomicReferenceArray<>(maxExperts);
@@ -63,7 +69,6 @@ public final class ExpertDataPlane implements AutoCloseable {
             @Override public ByteBuffer destination(TensorFrameHeader h) { return ExpertDataPlane.this.destination(h); }
             @Override public void onTensor(TensorFrameHeader h, ByteBuffer b) { ExpertDataPlane.this.onTensor(h); }
         });
-        this.assembler = new FragmentAssembler(receiver);
         this.poller = new Thread(this::poll, "expert-data-plane");
         this.poller.setDaemon(true);
         this.poller.start();
@@ -174,10 +179,9 @@ public final class ExpertDataPlane implements AutoCloseable {
     }
 
     private void poll() {
-        IdleStrategy idle = new BackoffIdleStrategy(100, 10, 1_000, 100_000);
         while (running) {
             try {
-                idle.idle(subscription.poll(assembler, 16));
+                idle.idle(subscription.poll(receiver, 16));
             } catch (RuntimeException e) {
                 LOG.error("expert data plane: a frame could not be handled; dropped", e);
             }

@@ -29,7 +29,6 @@ import dev.moelora.proto.frame.TensorFrameSender;
 import dev.moelora.proto.wire.DType;
 import dev.moelora.proto.wire.Direction;
 import dev.moelora.proto.wire.TensorFrameHeader;
-import io.aeron.FragmentAssembler;
 import io.aeron.Subscription;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -75,7 +74,6 @@ class ExpertNodeTest {
     ExpertDataPlane experts;
     Subscription replies;
     TensorFrameReceiver receiver;
-    FragmentAssembler assembler;
     TensorFrameSender toExperts;
     ByteBuffer answer = ByteBuffer.allocateDirect(ROWS * 8 * 4).order(ByteOrder.LITTLE_ENDIAN);
     TensorFrameHeader answered;     // the last answer or FAILURE frame
@@ -106,7 +104,6 @@ class ExpertNodeTest {
             @Override public void onTensor(TensorFrameHeader h, ByteBuffer b) { answered = h; received++; }
             @Override public boolean onFailure(TensorFrameHeader h) { answered = h; received++; return true; }
         });
-        assembler = new FragmentAssembler(receiver);
         toExperts = new TensorFrameSender(media.publication(ipc, 1001), Duration.ofSeconds(5));
     }
 
@@ -152,7 +149,7 @@ class ExpertNodeTest {
                 .setExpert(expert).setSource(0).setDirection(direction).setDtype(DType.FLOAT32).addShape(rows.size(0)).addShape(cols).build();
         toExperts.send(h, src, 0, src.capacity());
         long deadline = System.nanoTime() + wait.toNanos();
-        while (answered == null && System.nanoTime() < deadline) replies.poll(assembler, 16);
+        while (answered == null && System.nanoTime() < deadline) replies.poll(receiver, 16);
         return answered;
     }
 

@@ -7,8 +7,8 @@ import dev.moelora.proto.wire.DType;
 import dev.moelora.proto.wire.Direction;
 import dev.moelora.proto.wire.TensorFrameHeader;
 import dev.moelora.proto.frame.DataPlane;
+import dev.moelora.proto.frame.IdleSettings;
 import io.aeron.ExclusivePublication;
-import io.aeron.FragmentAssembler;
 import io.aeron.Subscription;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -18,7 +18,6 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.IdleStrategy;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -51,9 +50,8 @@ public final class RouterDataPlane implements AutoCloseable {
     private int router;
     private final Subscription subscription;
     private final TensorFrameReceiver receiver;
-    private final FragmentAssembler assembler;
     private final Duration timeout;
-    private final IdleStrategy idle = new BackoffIdleStrategy(100, 10, 1_000, 50_000);
+    private final IdleStrategy idle;
     private final List<ExclusivePublication> publications = new ArrayList<>();
     private long runId = Long.MIN_VALUE;
     private TensorFrameSender[] expertSender = new TensorFrameSender[0]; // by expert: its node's publication
@@ -83,17 +81,22 @@ public final class RouterDataPlane implements AutoCloseable {
     private boolean[] ownMicro = new boolean[0];
     private int gradientsArrived;
 
-    /** Subscribes to this router's endpoint; its index in a run comes with {@link #startRun}. */
+    /** As the full constructor with {@link IdleSettings#defaults()}. */
     public RouterDataPlane(DataPlane media, String channel, int stream, Duration timeout) {
+        this(media, channel, stream, timeout, IdleSettings.defaults());
+    }
+
+    /** Subscribes to this router's endpoint; its index in a run comes with {@link #startRun}. Waits for frames with {@code idle}'s poller backoff. */
+    public RouterDataPlane(DataPlane media, String channel, int stream, Duration timeout, IdleSettings idle) {
         this.media = media;
         this.timeout = timeout;
+        this.idle = idle.poller();
         this.subscription = media.subscription(channel, stream);
         this.receiver = new TensorFrameReceiver(run -> run == runId, new TensorFrameReceiver.Sink() {
             @Override public ByteBuffer destination(TensorFrameHeader h) { return RouterDataPlane.this.destination(h); }
             @Override public void onTensor(TensorFrameHeader h, ByteBuffer b) { RouterDataPlane.this.onTensor(h); }
             @Override public boolean onFailure(TensorFrameHeader h) { return RouterDataPlane.this.onFailure(h); }
         });
-        this.assembler = new FragmentAssembler(receiver);
     }
 
     public int router() { return router; }
@@ -252,7 +255,7 @@ public final class RouterDataPlane implements AutoCloseable {
         }
         long waitStart = System.nanoTime(), deadline = waitStart + timeout.toNanos();
         while (outstanding > 0 && failedExpert < 0) {
-            idle.idle(subscription.poll(assembler, 16));
+            idle.idle(subscription.poll(receiver, 16));
             if (abandoned != null) {
                 awaited = null;
                 waitNanos += System.nanoTime() - waitStart;
@@ -316,7 +319,7 @@ public final class RouterDataPlane implements AutoCloseable {
     void awaitGradients(long step, int expected) {
         long waitStart = System.nanoTime(), deadline = waitStart + timeout.toNanos();
         while (gradientsArrived < expected) {
-            idle.idle(subscription.poll(assembler, 16));
+            idle.idle(subscription.poll(receiver, 16));
             if (abandoned != null) {
                 waitNanos += System.nanoTime() - waitStart;
                 checkAbandoned(step);

@@ -14,7 +14,6 @@ import dev.moelora.proto.wire.DType;
 import dev.moelora.proto.wire.Direction;
 import dev.moelora.proto.wire.TensorFrameHeader;
 import dev.moelora.router.RouterDataPlane.NotAwaited;
-import io.aeron.FragmentAssembler;
 import io.aeron.Subscription;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -359,7 +358,7 @@ class RouterDataPlaneTest {
     static final class ScriptedNode implements AutoCloseable {
         private final Subscription in;
         private final TensorFrameSender reply;
-        private final FragmentAssembler assembler;
+        private final TensorFrameReceiver receiver;
         private final ByteBuffer rows = ByteBuffer.allocateDirect(1 << 16).order(ByteOrder.LITTLE_ENDIAN);
         private final ByteBuffer payload = ByteBuffer.allocateDirect(1 << 16).order(ByteOrder.LITTLE_ENDIAN);
         private final List<Dispatch> received = new ArrayList<>();
@@ -371,10 +370,10 @@ class RouterDataPlaneTest {
         ScriptedNode(DataPlane media) {
             in = media.subscription(IPC, NODE_STREAM);
             reply = new TensorFrameSender(media.publication(IPC, ROUTER_STREAM), Duration.ofSeconds(5));
-            assembler = new FragmentAssembler(new TensorFrameReceiver(run -> run == RUN, new TensorFrameReceiver.Sink() {
+            receiver = new TensorFrameReceiver(run -> run == RUN, new TensorFrameReceiver.Sink() {
                 @Override public ByteBuffer destination(TensorFrameHeader h) { return rows.clear(); }
                 @Override public void onTensor(TensorFrameHeader h, ByteBuffer b) { onDispatch(h); }
-            }));
+            });
             Thread thread = new Thread(this::run, "scripted-expert-node");
             thread.setDaemon(true);
             thread.start();
@@ -409,7 +408,7 @@ class RouterDataPlaneTest {
 
         private void run() {
             try {
-                while (running) if (in.poll(assembler, 16) == 0) Thread.onSpinWait();
+                while (running) if (in.poll(receiver, 16) == 0) Thread.onSpinWait();
                 finished.complete(null);
             } catch (Throwable e) {
                 finished.completeExceptionally(e);

@@ -2,6 +2,7 @@ package dev.moelora.cluster.bench;
 
 import dev.moelora.proto.frame.ChannelSettings;
 import dev.moelora.proto.frame.DataPlane;
+import dev.moelora.proto.frame.IdleSettings;
 import dev.moelora.proto.frame.TensorFrameReceiver;
 import dev.moelora.proto.frame.TensorFrameSender;
 
@@ -9,7 +10,6 @@ import dev.moelora.proto.wire.DType;
 import dev.moelora.proto.wire.Direction;
 import dev.moelora.proto.wire.TensorFrameHeader;
 import io.aeron.ExclusivePublication;
-import io.aeron.FragmentAssembler;
 import io.aeron.Publication;
 import io.aeron.Subscription;
 import io.aeron.logbuffer.FragmentHandler;
@@ -30,7 +30,7 @@ import org.agrona.concurrent.YieldingIdleStrategy;
 
 /**
  * Tensor-frame throughput with our codec (header, chunking and CRC32C on send; validation, CRC32C
- * and the copy into the consumer's buffer on receive, behind Aeron's FragmentAssembler) against raw
+ * and the copy of each fragment into the consumer's buffer on receive) against raw
  * Aeron offers of the same bytes (sent in pieces of at most the maximum message; the receiver only
  * counts fragment bytes), over IPC and UDP loopback on one embedded driver. One sending thread (this
  * one) and one receiving thread; both yield when idle. Prints GB/s (10^9 bytes) and the machine.
@@ -50,7 +50,8 @@ public final class FrameBench {
         out.println("Tensor frames vs raw Aeron, one sender and one receiver thread (yielding), "
                 + perMeasurement.toMillis() + " ms per figure after " + perMeasurement.toMillis() / 2 + " ms warm-up");
         out.println(Machine.describe());
-        out.println("driver: embedded, SHARED threading, backoff idle; channels: term length " + (settings.termLength() >> 20)
+        out.println("driver: embedded, SHARED threading, backoff idle (max park " + IdleSettings.DEFAULT_DRIVER_MAX_PARK.toNanos() / 1000
+                + " us); channels: term length " + (settings.termLength() >> 20)
                 + " MiB, mtu " + settings.mtu() + ", max message " + (settings.maxMessageLength() >> 20) + " MiB");
         out.printf("%-9s %8s %7s %12s %10s %10s%n", "transport", "tensor", "chunks", "codec GB/s", "raw GB/s", "codec/raw");
         try (DataPlane plane = DataPlane.launchEmbedded()) {
@@ -105,7 +106,7 @@ public final class FrameBench {
                         received.lazySet(received.get() + bytes);
                     }
                 });
-                handler = new FragmentAssembler(receiver);
+                handler = receiver;
             } else {
                 handler = (buffer, offset, length, header) -> received.lazySet(received.get() + length);
             }

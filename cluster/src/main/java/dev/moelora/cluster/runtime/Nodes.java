@@ -12,6 +12,7 @@ import dev.moelora.proto.control.RouterRequest;
 import dev.moelora.router.RouterActor;
 import dev.moelora.router.RouterDataPlane;
 import dev.moelora.proto.frame.DataPlane;
+import dev.moelora.proto.frame.IdleSettings;
 import java.util.List;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.DispatcherSelector;
@@ -42,7 +43,7 @@ public final class Nodes {
      */
     public static Started<ExpertParallelRun.RouterNode> router(ActorContext<?> ctx, DataPlane media, String name, String nodeName, String channel,
                                                              int stream, RunConfig config) {
-        RouterDataPlane plane = new RouterDataPlane(media, channel, stream, config.duration("runtime.frame-timeout"));
+        RouterDataPlane plane = new RouterDataPlane(media, channel, stream, config.duration("runtime.frame-timeout"), idle(config));
         ActorRef<RouterActor.Command> router = ctx.spawn(RouterActor.create(nodeName, plane, RouterWorkloads.factory()), name,
                 DispatcherSelector.fromConfig("moelora.router-dispatcher"));
         ActorRef<RouterRequest> requests = ctx.spawn(RouterActor.requests(router, plane), name + "-requests");
@@ -53,7 +54,7 @@ public final class Nodes {
     public static Started<ExpertParallelRun.ExpertNode> experts(ActorContext<?> ctx, DataPlane media, String name, String nodeName, String channel,
                                                               int stream, RunConfig config) {
         ExpertDataPlane plane = new ExpertDataPlane(media, channel, stream, config.integer("adapter.experts"),
-                config.duration("runtime.frame-timeout"));
+                config.duration("runtime.frame-timeout"), idle(config));
         ActorRef<ExpertNode.Command> node = ctx.spawn(ExpertNode.create(nodeName, plane, Nodes::expertSettings, config.duration("runtime.timeout")),
                 name);
         ActorRef<ExpertRequest> requests = ctx.spawn(ExpertNode.requests(node), name + "-requests");
@@ -64,13 +65,22 @@ public final class Nodes {
     static DataPlane media(RunConfig config) {
         String driver = config.string("runtime.aeron-driver"), dir = config.string("runtime.aeron-dir");
         return switch (driver) {
-            case "embedded" -> dir.isEmpty() ? DataPlane.launchEmbedded() : DataPlane.launchEmbedded(java.nio.file.Path.of(dir));
+            case "embedded" -> dir.isEmpty() ? DataPlane.launchEmbedded(idle(config)) : DataPlane.launchEmbedded(java.nio.file.Path.of(dir), idle(config));
             case "external" -> {
                 if (dir.isEmpty()) throw new IllegalArgumentException("runtime.aeron-driver = external needs runtime.aeron-dir (the driver's aeron.dir)");
                 yield DataPlane.connect(dir);
             }
             default -> throw new IllegalArgumentException("runtime.aeron-driver must be embedded or external, got '" + driver + "'");
         };
+    }
+
+    /** How the embedded driver's thread and the pollers wait when idle: runtime.driver-idle-max-park and runtime.poll-idle-max-park. */
+    static IdleSettings idle(RunConfig config) {
+        try {
+            return new IdleSettings(config.duration("runtime.driver-idle-max-park"), config.duration("runtime.poll-idle-max-park"));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("runtime.driver-idle-max-park / runtime.poll-idle-max-park: " + e.getMessage(), e);
+        }
     }
 
     static DataEndpoint endpoint(String channel, int stream) {

@@ -8,9 +8,7 @@ import io.aeron.driver.ThreadingMode;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.UUID;
-import java.util.concurrent.TimeUnit;
 import org.agrona.CloseHelper;
-import org.agrona.concurrent.BackoffIdleStrategy;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -20,8 +18,9 @@ import org.slf4j.LoggerFactory;
  * {@link ChannelSettings}.
  *
  * <p>The embedded driver runs {@link ThreadingMode#SHARED} (conductor, sender and receiver on one
- * thread: this machine has 2 cores) and backs off to 1 ms parks when idle, so an idle data plane
- * does not burn a core. Its directory is deleted when it starts and when it closes.
+ * thread: this machine has 2 cores) and backs off to parks of {@link IdleSettings#driverMaxPark()}
+ * when idle, so an idle data plane does not burn a core. Its directory is deleted when it starts
+ * and when it closes.
  *
  * <p>Must never leave a driver running or, for an embedded driver, its directory behind after
  * {@link #close()}, and never hand one publication to two senders: {@link #publication} makes a new
@@ -44,19 +43,23 @@ public final class DataPlane implements AutoCloseable {
      * Starts an embedded driver in a fresh directory: under /dev/shm where it exists (as Aeron's own
      * default; memory, not disk, backs the term buffers), else under java.io.tmpdir.
      */
-    public static DataPlane launchEmbedded() {
+    public static DataPlane launchEmbedded(IdleSettings idle) {
         Path shm = Path.of("/dev/shm");
         Path parent = Files.isDirectory(shm) && Files.isWritable(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir"));
-        return launchEmbedded(parent.resolve("moelora-aeron-" + ProcessHandle.current().pid() + "-" + UUID.randomUUID()));
+        return launchEmbedded(parent.resolve("moelora-aeron-" + ProcessHandle.current().pid() + "-" + UUID.randomUUID()), idle);
+    }
+
+    /** As {@link #launchEmbedded(IdleSettings)} with {@link IdleSettings#defaults()}. */
+    public static DataPlane launchEmbedded() {
+        return launchEmbedded(IdleSettings.defaults());
     }
 
     /** Starts an embedded driver in {@code directory}, which it owns: anything there is deleted at start and close. */
-    public static DataPlane launchEmbedded(Path directory) {
+    public static DataPlane launchEmbedded(Path directory, IdleSettings idle) {
         MediaDriver driver = MediaDriver.launchEmbedded(new MediaDriver.Context()
                 .aeronDirectoryName(directory.toString())
                 .threadingMode(ThreadingMode.SHARED)
-                .sharedIdleStrategy(new BackoffIdleStrategy(
-                        100, 10, TimeUnit.MICROSECONDS.toNanos(1), TimeUnit.MILLISECONDS.toNanos(1)))
+                .sharedIdleStrategy(idle.driver())
                 .dirDeleteOnStart(true)
                 .dirDeleteOnShutdown(true)
                 .termBufferSparseFile(true)
@@ -83,7 +86,7 @@ public final class DataPlane implements AutoCloseable {
         return aeron.addExclusivePublication(channel, streamId);
     }
 
-    /** Poll it with {@code new FragmentAssembler(receiver)} for a {@link TensorFrameReceiver}. Closed with this data plane. */
+    /** Poll it with a {@link TensorFrameReceiver} itself (it reassembles fragments; no FragmentAssembler). Closed with this data plane. */
     public Subscription subscription(String channel, int streamId) {
         return aeron.addSubscription(channel, streamId);
     }

@@ -7,7 +7,11 @@ package dev.moelora.proto.frame;
  * <p>Must never grow a kind that stands for "some other error": every drop names its cause.
  */
 public enum FrameError {
-    /** The message ends inside its length prefix, its header, or before the payload its header implies. */
+    /**
+     * The message ends inside its length prefix, its header, or before the payload its header implies;
+     * or its Aeron fragments do not make a whole message: a gap in the stream positions between two of
+     * them, a continuation fragment whose BEGIN did not arrive, or a new BEGIN before its END.
+     */
     TRUNCATED,
     /** Negative header length, header longer than {@link FrameLayout#MAX_HEADER_BYTES}, header not parseable, or chunk index/count out of range. */
     MALFORMED_HEADER,

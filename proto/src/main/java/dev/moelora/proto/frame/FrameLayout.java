@@ -10,6 +10,10 @@ import java.util.zip.CRC32C;
  *
  * <pre>[int32 little-endian header length][TensorFrameHeader][payload: little-endian float32]</pre>
  *
+ * <p>A message longer than the channel's MTU travels as several Aeron fragments (BEGIN, middle ones,
+ * END, contiguous on their session's stream); the layout is that of the whole message, and the
+ * receiver reads it fragment by fragment, so the header may end, and the payload start, in any of them.
+ *
  * <p>Must never hold state or know about Aeron: it is arithmetic on headers and buffers.
  */
 final class FrameLayout {
@@ -35,17 +39,23 @@ final class FrameLayout {
         return bytes;
     }
 
-    /**
-     * CRC32C of {@code buffer[index, index + length)}. The CRC reads through the buffer's position and
-     * limit, so they are moved and put back: the caller must own the buffer for the duration.
-     */
+    /** CRC32C of {@code buffer[index, index + length)}; the buffer as for {@link #crc32cUpdate}. */
     static int crc32c(CRC32C crc, ByteBuffer buffer, int index, int length) {
+        crc.reset();
+        crc32cUpdate(crc, buffer, index, length);
+        return (int) crc.getValue();
+    }
+
+    /**
+     * Adds {@code buffer[index, index + length)} to {@code crc} (a payload copied in pieces is checked
+     * piece by piece, each while it is still in cache). The CRC reads through the buffer's position
+     * and limit, so they are moved and put back: the caller must own the buffer for the duration.
+     */
+    static void crc32cUpdate(CRC32C crc, ByteBuffer buffer, int index, int length) {
         int position = buffer.position();
         int limit = buffer.limit();
         buffer.limit(index + length).position(index);
-        crc.reset();
         crc.update(buffer);
         buffer.limit(limit).position(position);
-        return (int) crc.getValue();
     }
 }

@@ -18,6 +18,7 @@ import dev.moelora.proto.wire.TensorFrameHeader;
 import io.aeron.ExclusivePublication;
 import io.aeron.FragmentAssembler;
 import io.aeron.Subscription;
+import io.aeron.logbuffer.FragmentHandler;
 import java.net.DatagramSocket;
 import java.net.InetAddress;
 import java.nio.ByteBuffer;
@@ -71,7 +72,6 @@ class TensorFrameTransportTest {
         final Subscription subscription;
         final RecordingSink sink = RecordingSink.exactDestinations();
         final TensorFrameReceiver receiver = new TensorFrameReceiver(run -> true, sink);
-        final FragmentAssembler assembler = new FragmentAssembler(receiver);
 
         Link(String channel) {
             int stream = nextStream.getAndIncrement();
@@ -88,7 +88,7 @@ class TensorFrameTransportTest {
             CompletableFuture<Void> sent = onItsOwnThread("sender", () -> sending.accept(sender));
             List<CompletableFuture<?>> watched = new ArrayList<>(List.of(helpers));
             watched.add(sent);
-            pollUntil(() -> sink.delivered.size() >= expected && sent.isDone(), subscription, assembler, watched);
+            pollUntil(() -> sink.delivered.size() >= expected && sent.isDone(), subscription, receiver, watched);
             await(sent);
             assertEquals(0, receiver.droppedTotal(), "frames dropped");
             assertEquals(expected, sink.delivered.size());
@@ -97,11 +97,11 @@ class TensorFrameTransportTest {
     }
 
     /** Polls until {@code done}; fails when {@link #WAIT} passes first or any of {@code helpers} failed. */
-    private static void pollUntil(BooleanSupplier done, Subscription subscription, FragmentAssembler assembler,
+    private static void pollUntil(BooleanSupplier done, Subscription subscription, FragmentHandler handler,
                                   List<CompletableFuture<?>> helpers) {
         long deadline = System.nanoTime() + WAIT.toNanos();
         while (!done.getAsBoolean()) {
-            if (subscription.poll(assembler, 16) == 0) {
+            if (subscription.poll(handler, 16) == 0) {
                 Thread.onSpinWait();
             }
             for (CompletableFuture<?> helper : helpers) {
@@ -115,8 +115,8 @@ class TensorFrameTransportTest {
         }
     }
 
-    private static void pollUntil(BooleanSupplier done, Subscription subscription, FragmentAssembler assembler) {
-        pollUntil(done, subscription, assembler, List.of());
+    private static void pollUntil(BooleanSupplier done, Subscription subscription, FragmentHandler handler) {
+        pollUntil(done, subscription, handler, List.of());
     }
 
     /** Runs {@code body} on a thread of its own; whatever it throws (an assertion failure too) completes the future exceptionally. */
@@ -338,7 +338,7 @@ class TensorFrameTransportTest {
         assertTrue(sender.backPressured() > 0, "the sender never met BACK_PRESSURED");
         int polls = 0;
         while (link.sink.delivered.size() < tensors && System.nanoTime() < deadline && !sent.isCompletedExceptionally()) {
-            link.subscription.poll(link.assembler, 1);
+            link.subscription.poll(link.receiver, 1);
             if (++polls % 4 == 0) {
                 sleepOneMillisecond();
             }
@@ -364,7 +364,7 @@ class TensorFrameTransportTest {
     @Test
     void aSubscriberThatNeverDrainsFailsTheSenderWithBackPressureAfterTheDeadline() {
         Link link = new Link(SMALL_TERMS.ipc()); // subscribed, never polled
-        pollUntil(link.publication::isConnected, link.subscription, link.assembler);
+        pollUntil(link.publication::isConnected, link.subscription, link.receiver);
         Duration deadline = Duration.ofMillis(300);
         TensorFrameSender sender = new TensorFrameSender(link.publication, deadline);
         byte[] payload = littleEndian(randomFloats(1500, 45));
@@ -425,7 +425,7 @@ class TensorFrameTransportTest {
         TensorFrameHeader answered = tensor(5, 3).setDirection(Direction.BACKWARD_INPUT).setSource(2).build();
         String text = "expert 2: BACKWARD_INPUT of module 1 failed: IllegalStateException: no forward in micro-batch slot 1";
         CompletableFuture<Void> sent = onItsOwnThread("sender", () -> sender.sendFailure(answered, text));
-        pollUntil(() -> link.sink.failures.size() == 1 && sent.isDone(), link.subscription, link.assembler, List.of(sent));
+        pollUntil(() -> link.sink.failures.size() == 1 && sent.isDone(), link.subscription, link.receiver, List.of(sent));
         await(sent);
         TensorFrameHeader expected = answered.toBuilder().setDirection(Direction.FAILURE).clearDtype().clearShape()
                 .setChunkCount(1).setFailure(text).build();
@@ -440,7 +440,7 @@ class TensorFrameTransportTest {
         TensorFrameSender sender = new TensorFrameSender(link.publication, TensorFrameSender.DEFAULT_DEADLINE);
         String text = "\u00e9\ud83d\ude00x".repeat(400); // 2-, 4- and 1-byte code points, 2800 bytes in all
         CompletableFuture<Void> sent = onItsOwnThread("sender", () -> sender.sendFailure(tensor(1).build(), text));
-        pollUntil(() -> link.sink.failures.size() == 1 && sent.isDone(), link.subscription, link.assembler, List.of(sent));
+        pollUntil(() -> link.sink.failures.size() == 1 && sent.isDone(), link.subscription, link.receiver, List.of(sent));
         await(sent);
         TensorFrameHeader got = link.sink.failures.get(0);
         String cut = got.getFailure();
@@ -472,12 +472,12 @@ class TensorFrameTransportTest {
         String channel = SMALL_TERMS.ipc();
         Subscription subscription = plane.subscription(channel, stream);
         RecordingSink sink = RecordingSink.exactDestinations();
-        FragmentAssembler assembler = new FragmentAssembler(new TensorFrameReceiver(run -> true, sink));
+        TensorFrameReceiver receiver = new TensorFrameReceiver(run -> true, sink);
         byte[] payload = littleEndian(randomFloats(100, 44));
         try (DataPlane client = DataPlane.connect(plane.aeronDirectory())) {
             TensorFrameSender sender = new TensorFrameSender(client.publication(channel, stream), Duration.ofSeconds(5));
             sender.send(tensor(100).build(), heap(payload), 0, payload.length);
-            pollUntil(() -> sink.delivered.size() == 1, subscription, assembler);
+            pollUntil(() -> sink.delivered.size() == 1, subscription, receiver);
         }
         assertArrayEquals(payload, sink.delivered.get(0).payload());
         assertTrue(Files.isDirectory(Path.of(plane.aeronDirectory())), "the driver's directory outlives its client");
