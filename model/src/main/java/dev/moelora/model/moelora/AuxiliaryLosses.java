@@ -7,7 +7,6 @@ import java.util.SplittableRandom;
 import org.nd4j.linalg.api.buffer.DataBuffer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * The two auxiliary losses of one MoELoRA module, each a forward/backward pair: the Switch balance
@@ -175,7 +174,7 @@ final class AuxiliaryLosses {
             return 0.0;
         }
         INDArray f = features.view(s, dOut);
-        Nd4j.pullRows(h, f, 1, clPositions);                               // (S, D) sampled H rows
+        RowGather.gather(h, clPositions, f);                               // (S, D) sampled H rows
         return contrastive.lossAndGradient(f, Arrays.copyOf(labels, s), temperature, dFeatures.view(s, dOut));
     }
 
