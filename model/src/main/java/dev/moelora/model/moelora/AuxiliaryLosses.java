@@ -174,7 +174,7 @@ final class AuxiliaryLosses {
             return 0.0;
         }
         INDArray f = features.view(s, dOut);
-        RowGather.gather(h, clPositions, f);                               // (S, D) sampled H rows
+        Rows.gather(h, clPositions, f);                               // (S, D) sampled H rows
         return contrastive.lossAndGradient(f, Arrays.copyOf(labels, s), temperature, dFeatures.view(s, dOut));
     }
 

@@ -93,7 +93,7 @@ final class ExpertDispatch {
     INDArray gather(INDArray xd) {
         ensureCapacity(router.rows());
         INDArray xs = xAll.view(slots(), dIn);
-        RowGather.gather(xd, router.rowsAll(), xs);
+        Rows.gather(xd, router.rowsAll(), xs);
         return xs;
     }
 

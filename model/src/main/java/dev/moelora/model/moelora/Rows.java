@@ -2,17 +2,24 @@ package dev.moelora.model.moelora;
 
 import java.nio.ByteBuffer;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
 
 /**
- * {@code dst[i] = src[rows[i]]} for the rows of two (rows, width) matrices, as one bulk memory copy
- * per row through java.nio views of the native buffers: the routed slots' gathers and the
- * combine's and dx's per-slot pulls. The copy is exact (bytes, not values), so it changes no
- * result; it replaces ND4J's pullRows, which allocates a native index array, looks up two TADs and
- * wakes ND4J's threads on every call and was most of a MoELoRA module's time on the decoder bench
- * (BENCHMARKS.md). It allocates only the two nio views of each call.
+ * Rows of (rows, width) matrices with contiguous rows, as MoELoRA's slot layout uses them: a range
+ * of rows as a view, built directly on the buffer (an ND4J {@code get(interval, all)} costs several
+ * KB of Java objects per call), and {@code dst[i] = src[rows[i]]} as one bulk memory copy per row
+ * through java.nio views of the native buffers, exact (bytes, not values), instead of ND4J's
+ * pullRows, which allocates a native index array and looks up two TADs on every call.
  */
-final class RowGather {
-    private RowGather() {}
+final class Rows {
+    private Rows() {}
+
+    /** Rows [from, from + count) of t (rows, width), a view sharing t's buffer. */
+    static INDArray range(INDArray t, long from, long count) {
+        check(t, "matrix");
+        return Nd4j.create(t.data(), new long[] {count, t.size(1)}, new long[] {t.stride(0), t.stride(1)},
+                t.offset() + from * t.stride(0), 'c', t.dataType());
+    }
 
     /**
      * Copies row {@code rows[i]} of {@code src} into row i of {@code dst}, for i in [0, rows.length).
@@ -43,7 +50,7 @@ final class RowGather {
 
     private static void check(INDArray t, String what) {
         if (t.rank() != 2 || (t.size(1) > 1 && t.stride(1) != 1)) {
-            throw new IllegalArgumentException("row gather: the " + what + " must be a rank-2 matrix with contiguous rows, got shape "
+            throw new IllegalArgumentException("rows: the " + what + " must be a rank-2 matrix with contiguous rows, got shape "
                     + java.util.Arrays.toString(t.shape()) + " strides " + java.util.Arrays.toString(t.stride()));
         }
     }
