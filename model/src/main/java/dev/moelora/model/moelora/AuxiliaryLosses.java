@@ -7,7 +7,6 @@ import java.util.SplittableRandom;
 import org.nd4j.linalg.api.buffer.DataBuffer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * The two auxiliary losses of one MoELoRA module, each a forward/backward pair: the Switch balance
@@ -52,6 +51,7 @@ final class AuxiliaryLosses {
     private final double[] balanceF;        // (E) f_e of the last forward
     private final double[] dpBalance;       // (E) dp_bal of the last backward
     private int[] clPositions = new int[0]; // (S) the routed slots of the sampled features
+    private int[] candidates = new int[0], picked = new int[0], labels = new int[0];   // (NK) the sampling's scratch
     private double[] dFeatureValues = new double[0], rowValues = new double[0];   // (S, D), (D) host copies in backward
     private boolean lastTraining;
     private double balanceLoss, contrastiveLoss = Double.NaN;
@@ -147,9 +147,11 @@ final class AuxiliaryLosses {
         }
         int[] offset = router.offset(), rowsAll = router.rowsAll();
         boolean[] real = statistics.real();
-        int[] candidates = new int[NK];
-        int[] picked = new int[NK];
-        int[] labels = new int[NK];
+        if (candidates.length < NK) {
+            candidates = new int[NK];
+            picked = new int[NK];
+            labels = new int[NK];
+        }
         int s = 0;
         for (int e = 0; e < experts; e++) {
             int c = 0;
@@ -175,7 +177,7 @@ final class AuxiliaryLosses {
             return 0.0;
         }
         INDArray f = features.view(s, dOut);
-        Nd4j.pullRows(h, f, 1, clPositions);                               // (S, D) sampled H rows
+        Rows.gather(h, clPositions, f);                                    // (S, D) sampled H rows
         return contrastive.lossAndGradient(f, Arrays.copyOf(labels, s), temperature, dFeatures.view(s, dOut));
     }
 

@@ -4,7 +4,6 @@ import dev.moelora.model.nn.Slab;
 import org.nd4j.linalg.api.buffer.DataBuffer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * Moves rows between token order and the router's expert order: gathers every expert's input
@@ -37,14 +36,24 @@ final class ExpertDispatch {
     private final TopKRouter router;
     private long capacityRows;
     private Slab xAll;                  // (NK, C) X_e of every expert; the bank's backward overwrites it with dX_e
-    private Slab hAll, ghAll, dyAll;    // (NK, D) H_e; g H, then dy * H in backward; dy[R_e], then dH in place
-    private Slab gAll, dgAll;           // (NK)
-    private Slab slotOut;               // (N, D)
-    private Slab slotIn, dxAdapter;     // (N, C)
+    private Slab hAll;                  // (NK, D) H_e, and when the router dropped slots the zero row after them
+    private Slab ghAll, dyAll;          // (NK, D) dy * H and dH in backward
+    private Slab dgAll;                 // (NK)
+    private Slab dxAdapter;             // (N, C)
+    private double[] gSlot = new double[0];  // (NK) g of each routed slot, rounded to the model's dtype
+    // Three Java rows of max(C, D) for the row loops, of the model's dtype: Java has no generic
+    // primitive arrays, so each loop has a float body (training) and a double one (gradient checks).
+    private final boolean single;
+    private float[][] fRow = new float[3][0];
+    private double[][] dRow = new double[3][0];
 
     ExpertDispatch(String name, DataType dtype, long dIn, long dOut, TopKRouter router) {
         this.name = name;
         this.dtype = dtype;
+        if (dtype != DataType.FLOAT && dtype != DataType.DOUBLE) {
+            throw new IllegalArgumentException(name + ": MoELoRA runs in FLOAT or DOUBLE, got " + dtype);
+        }
+        this.single = dtype == DataType.FLOAT;
         this.dIn = dIn;
         this.dOut = dOut;
         this.router = router;
@@ -55,14 +64,15 @@ final class ExpertDispatch {
         long c = dIn, d = dOut, nk = rows * router.topK();
         String m = name + ".";
         xAll = new Slab(m + "moe_x", dtype, (nk + 1) * c);               // + the zero row of dropped slots
-        hAll = new Slab(m + "moe_h", dtype, nk * d);
-        ghAll = new Slab(m + "moe_gh", dtype, (nk + 1) * d);
+        hAll = new Slab(m + "moe_h", dtype, (nk + 1) * d);              // + the zero row of dropped slots
+        ghAll = new Slab(m + "moe_gh", dtype, nk * d);
         dyAll = new Slab(m + "moe_dy", dtype, nk * d);
-        gAll = new Slab(m + "moe_g", dtype, nk);
         dgAll = new Slab(m + "moe_dg", dtype, nk);
-        slotOut = new Slab(m + "moe_slot_out", dtype, rows * d);
-        slotIn = new Slab(m + "moe_slot_in", dtype, rows * c);
         dxAdapter = new Slab(m + "moe_dx", dtype, rows * c);
+        gSlot = new double[(int) nk];
+        int width = (int) Math.max(c, d);
+        if (single) fRow = new float[3][width];
+        else dRow = new double[3][width];
         capacityRows = rows;
     }
 
@@ -83,7 +93,7 @@ final class ExpertDispatch {
     INDArray gather(INDArray xd) {
         ensureCapacity(router.rows());
         INDArray xs = xAll.view(slots(), dIn);
-        Nd4j.pullRows(xd, xs, 1, router.rowsAll());
+        Rows.gather(xd, router.rowsAll(), xs);
         return xs;
     }
 
@@ -97,34 +107,64 @@ final class ExpertDispatch {
         return xAll.view(slots(), dIn);
     }
 
-    /** y (N, D) += g H, the slots of a row in ascending expert index. */
+    /** y (N, D) += g H, the slots of a row in ascending expert index, in one Java pass over the rows. */
     void combine(INDArray y) {
-        int N = router.rows(), K = router.topK(), NK = slots();
-        INDArray h = expertOutputs(), gh = ghAll.view(NK, dOut);
-        INDArray g = gAll.view(NK, 1);
-        DataBuffer gb = g.data();
+        int N = router.rows(), K = router.topK(), NK = slots(), D = (int) dOut;
+        HostRows ys = new HostRows(y), hs = new HostRows(withZeroRow(hAll, dOut));
         double[] slotGate = router.slotGate();
         for (int r = 0; r < N; r++) {
-            for (int k = 0; k < K; k++) if (router.slotIndex(k)[r] < NK) gb.put(router.slotIndex(k)[r], slotGate[r * K + k]);
-        }
-        gh.assign(h).muliColumnVector(g);                                  // (NK, D) g H
-        INDArray ghz = withZeroRow(ghAll, dOut);
-        INDArray out = slotOut.view(N, dOut);
-        for (int k = 0; k < K; k++) {                                      // slots in ascending expert index
-            Nd4j.pullRows(ghz, out, 1, router.slotIndex(k));
-            y.addi(out);
+            if (single) ys.read(r, fRow[0]); else ys.read(r, dRow[0]);
+            for (int k = 0; k < K; k++) {
+                int pos = router.slotIndex(k)[r];                          // a dropped slot reads the zero row
+                double g = single ? (float) slotGate[r * K + k] : slotGate[r * K + k];   // g in the model's dtype
+                if (pos < NK) gSlot[pos] = g;
+                if (single) {
+                    float[] yr = fRow[0], hr = fRow[1];
+                    float gf = (float) g;
+                    hs.read(pos, hr);
+                    for (int c = 0; c < D; c++) yr[c] = yr[c] + hr[c] * gf;
+                } else {
+                    double[] yr = dRow[0], hr = dRow[1];
+                    hs.read(pos, hr);
+                    for (int c = 0; c < D; c++) yr[c] = yr[c] + hr[c] * g;
+                }
+            }
+            if (single) ys.write(r, fRow[0]); else ys.write(r, dRow[0]);
         }
     }
 
-    /** dH (NK, D) = g dy[R_e], from dy (N, D); keeps dg = dy . H for {@link #dg()}. */
+    /**
+     * dH (NK, D) = g dy[R_e], from dy (N, D); keeps dg = dy . H for {@link #dg()}. The gather and
+     * the products run in one Java pass over the slots; the sum over D stays ND4J's reduction.
+     */
     INDArray combineBackward(INDArray dy) {
-        int NK = slots();
-        INDArray h = expertOutputs(), g = gAll.view(NK, 1);
-        INDArray dys = dyAll.view(NK, dOut);
-        Nd4j.pullRows(dy, dys, 1, router.rowsAll());                       // (NK, D) dy[R_e], expert by expert
-        INDArray dg = dgAll.view(NK);
-        ghAll.view(NK, dOut).assign(dys).muli(h).sum(dg, 1);               // (NK) dg = dy . H
-        return dys.muliColumnVector(g);                                    // (NK, D) dH = g dy
+        int NK = slots(), D = (int) dOut;
+        int[] rowsAll = router.rowsAll();
+        INDArray dys = dyAll.view(NK, dOut), gh = ghAll.view(NK, dOut);
+        HostRows dyr = new HostRows(dy), hs = new HostRows(expertOutputs()), ghs = new HostRows(gh), dhs = new HostRows(dys);
+        for (int pos = 0; pos < NK; pos++) {
+            double g = gSlot[pos];
+            if (single) {
+                float[] d = fRow[0], h = fRow[1], out = fRow[2];
+                float gf = (float) g;
+                dyr.read(rowsAll[pos], d);
+                hs.read(pos, h);
+                for (int c = 0; c < D; c++) out[c] = d[c] * h[c];
+                ghs.write(pos, out);                                       // dy * H, for dg
+                for (int c = 0; c < D; c++) out[c] = d[c] * gf;
+                dhs.write(pos, out);                                       // dH = g dy
+            } else {
+                double[] d = dRow[0], h = dRow[1], out = dRow[2];
+                dyr.read(rowsAll[pos], d);
+                hs.read(pos, h);
+                for (int c = 0; c < D; c++) out[c] = d[c] * h[c];
+                ghs.write(pos, out);
+                for (int c = 0; c < D; c++) out[c] = d[c] * g;
+                dhs.write(pos, out);
+            }
+        }
+        gh.sum(dgAll.view(NK), 1);                                         // (NK) dg = dy . H
+        return dys;
     }
 
     /** (NK) dL/dg of the last {@link #combineBackward}, in slot layout. */
@@ -132,15 +172,30 @@ final class ExpertDispatch {
         return dgAll.view(slots()).data();
     }
 
-    /** (N, C) the experts' dX_e summed per row over its slots, ascending expert, after the bank's backward. */
+    /** (N, C) the experts' dX_e summed per row over its slots, ascending expert, after the bank's backward: one Java pass. */
     INDArray gatherBackward() {
-        int N = router.rows();
-        INDArray xs = withZeroRow(xAll, dIn);
-        INDArray dxa = dxAdapter.view(N, dIn), tmp = slotIn.view(N, dIn);
-        Nd4j.pullRows(xs, dxa, 1, router.slotIndex(0));
-        for (int k = 1; k < router.topK(); k++) {
-            Nd4j.pullRows(xs, tmp, 1, router.slotIndex(k));
-            dxa.addi(tmp);
+        int N = router.rows(), K = router.topK(), C = (int) dIn;
+        INDArray dxa = dxAdapter.view(N, dIn);
+        HostRows xs = new HostRows(withZeroRow(xAll, dIn)), out = new HostRows(dxa);
+        for (int r = 0; r < N; r++) {
+            int first = router.slotIndex(0)[r];                            // a dropped slot reads the zero row
+            if (single) {
+                float[] acc = fRow[0], xr = fRow[1];
+                xs.read(first, acc);
+                for (int k = 1; k < K; k++) {
+                    xs.read(router.slotIndex(k)[r], xr);
+                    for (int c = 0; c < C; c++) acc[c] = acc[c] + xr[c];
+                }
+                out.write(r, acc);
+            } else {
+                double[] acc = dRow[0], xr = dRow[1];
+                xs.read(first, acc);
+                for (int k = 1; k < K; k++) {
+                    xs.read(router.slotIndex(k)[r], xr);
+                    for (int c = 0; c < C; c++) acc[c] = acc[c] + xr[c];
+                }
+                out.write(r, acc);
+            }
         }
         return dxa;
     }

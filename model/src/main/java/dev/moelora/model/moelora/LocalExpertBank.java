@@ -5,7 +5,6 @@ import dev.moelora.model.optim.Parameter;
 import java.util.ArrayList;
 import java.util.List;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /**
  * The experts of one module in the module's own process: the single-process reference. Holds
@@ -47,10 +46,6 @@ final class LocalExpertBank implements ExpertBank {
         return out;
     }
 
-    private static INDArray rows(INDArray t, long from, long count) {
-        return t.get(NDArrayIndex.interval(from, from + count), NDArrayIndex.all());
-    }
-
     @Override
     public void forward(INDArray xs, int[] offset, INDArray h) {
         long nk = xs.size(0);
@@ -65,7 +60,7 @@ final class LocalExpertBank implements ExpertBank {
         for (int e = 0; e < a.length; e++) {
             int n = offset[e + 1] - offset[e];
             if (n == 0) continue;
-            LowRankExpert.forward(rows(xs, offset[e], n), a[e].value(), b[e].value(), scale, rows(h1, offset[e], n), rows(h, offset[e], n));
+            LowRankExpert.forward(Rows.range(xs, offset[e], n), a[e].value(), b[e].value(), scale, Rows.range(h1, offset[e], n), Rows.range(h, offset[e], n));
         }
     }
 
@@ -76,8 +71,8 @@ final class LocalExpertBank implements ExpertBank {
         for (int e = 0; e < a.length; e++) {
             int n = offset[e + 1] - offset[e];
             if (n == 0) continue;
-            LowRankExpert.backward(rows(dh, offset[e], n), rows(lastXs, offset[e], n), rows(h1, offset[e], n), a[e].value(), b[e].value(),
-                    scale, a[e].grad(), b[e].grad(), rows(dh1, offset[e], n), rows(dxs, offset[e], n));
+            LowRankExpert.backward(Rows.range(dh, offset[e], n), Rows.range(lastXs, offset[e], n), Rows.range(h1, offset[e], n), a[e].value(), b[e].value(),
+                    scale, a[e].grad(), b[e].grad(), Rows.range(dh1, offset[e], n), Rows.range(dxs, offset[e], n));
         }
     }
 }

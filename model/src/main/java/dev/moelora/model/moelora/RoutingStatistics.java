@@ -1,12 +1,11 @@
 package dev.moelora.model.moelora;
 
+import dev.moelora.model.nn.HostValues;
 import dev.moelora.model.nn.Slab;
 import java.util.Arrays;
-import org.nd4j.linalg.api.buffer.DataBuffer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /**
  * What the router of one module did in its last forward, over real tokens only: which rows are
@@ -36,6 +35,8 @@ final class RoutingStatistics {
     private final TopKRouter router;
     private long capacitySlots;
     private Slab realAll;                   // (NK) 1 for the slots of real rows
+    private double[] realSlots = new double[0];   // (NK) its host copy
+    private double[] meanValues = new double[0];  // (E, D) host copy of the means
     private final Slab means;               // (E, D)
     private boolean[] real = new boolean[0];  // (N)
     private int realRows;
@@ -78,10 +79,6 @@ final class RoutingStatistics {
                 router.droppedReal());
     }
 
-    private static INDArray rows(INDArray t, long from, long count) {
-        return t.get(NDArrayIndex.interval(from, from + count), NDArrayIndex.all());
-    }
-
     /** Which of the N rows of the coming forward are real: the rows of {@code rowMask} that are not 0 (null: every row). */
     boolean[] markReal(float[] rowMask, int N) {
         if (real.length != N) real = new boolean[N];
@@ -119,30 +116,36 @@ final class RoutingStatistics {
 
         int[] rowsAll = router.rowsAll(), offset = router.offset(), perExpert = router.perExpert();
         INDArray realRow = realAll.view(1, NK);
-        DataBuffer rb = realRow.data();
+        if (realSlots.length < NK) realSlots = new double[NK];
         Arrays.fill(keptReal, 0);
         for (int e = 0; e < experts; e++) {
             for (int i = offset[e]; i < offset[e + 1]; i++) {
-                rb.put(i, real[rowsAll[i]] ? 1.0 : 0.0);
+                realSlots[i] = real[rowsAll[i]] ? 1.0 : 0.0;
                 if (real[rowsAll[i]]) keptReal[e]++;
             }
         }
+        HostValues.write(realSlots, realRow.data(), router.routed());
         INDArray mean = means.view(experts, dOut);
-        mean.assign(0.0);
         for (int e = 0; e < experts; e++) {
-            if (keptReal[e] == 0) continue;
-            INDArray seg = realRow.get(NDArrayIndex.all(), NDArrayIndex.interval(offset[e], offset[e] + perExpert[e]));
-            Nd4j.gemm(seg, rows(h, offset[e], perExpert[e]), rows(mean, e, 1), false, false, 1.0 / keptReal[e], 0.0);
+            INDArray meanRow = Rows.range(mean, e, 1);
+            if (keptReal[e] == 0) {
+                meanRow.assign(0.0);
+                continue;
+            }
+            INDArray seg = Nd4j.create(realRow.data(), new long[] {1, perExpert[e]}, realRow.stride(), offset[e], 'c', dtype);
+            Nd4j.gemm(seg, Rows.range(h, offset[e], perExpert[e]), meanRow, false, false, 1.0 / keptReal[e], 0.0);  // overwrites the row
         }
-        cosines(mean.data());
+        if (meanValues.length < experts * dOut) meanValues = new double[(int) (experts * dOut)];
+        HostValues.read(mean.data(), meanValues, (int) (experts * dOut));
+        cosines(meanValues);
     }
 
-    private void cosines(DataBuffer mb) {
-        long d = dOut;
+    private void cosines(double[] m) {
+        int d = (int) dOut;
         double[] norm = new double[experts];
         for (int e = 0; e < experts; e++) {
             double s = 0;
-            for (long c = 0; c < d; c++) s += mb.getDouble(e * d + c) * mb.getDouble(e * d + c);
+            for (int c = 0; c < d; c++) s += m[e * d + c] * m[e * d + c];
             norm[e] = Math.sqrt(s);
         }
         for (int i = 0; i < experts; i++) {
@@ -152,7 +155,7 @@ final class RoutingStatistics {
                     continue;
                 }
                 double s = 0;
-                for (long c = 0; c < d; c++) s += mb.getDouble(i * d + c) * mb.getDouble(j * d + c);
+                for (int c = 0; c < d; c++) s += m[i * d + c] * m[j * d + c];
                 cosine[i][j] = s / (norm[i] * norm[j]);
             }
         }

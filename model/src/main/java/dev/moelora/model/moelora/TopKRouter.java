@@ -1,5 +1,6 @@
 package dev.moelora.model.moelora;
 
+import dev.moelora.model.nn.HostValues;
 import java.util.Arrays;
 import org.nd4j.linalg.api.buffer.DataBuffer;
 
@@ -47,6 +48,7 @@ final class TopKRouter {
     private boolean[] slotDropped;          // (N, K) dropped by the capacity
     private int[] candidates;               // (N) an expert's slots while the capacity picks
     private final int[] perExpert, offset;  // (E), (E + 1) kept slots
+    private double[] dgValues = new double[0], dlogitValues = new double[0];   // (NK), (N, E) host copies in backward
     private int droppedReal;                // real rows' slots dropped by the capacity in the last forward
 
     TopKRouter(int experts, int topK) {
@@ -131,13 +133,15 @@ final class TopKRouter {
      */
     void forward(DataBuffer lb, boolean[] real, int capacity) {
         int N = n;
+        double[] logit = p;                                               // the logits are read into p, then replaced by it
+        HostValues.read(lb, logit, N * experts);
         for (int r = 0; r < N; r++) {
             int base = r * experts;
             double max = Double.NEGATIVE_INFINITY;
-            for (int e = 0; e < experts; e++) max = Math.max(max, lb.getDouble(base + e));
+            for (int e = 0; e < experts; e++) max = Math.max(max, logit[base + e]);
             double sum = 0;
             for (int e = 0; e < experts; e++) {
-                p[base + e] = Math.exp(lb.getDouble(base + e) - max);
+                p[base + e] = Math.exp(logit[base + e] - max);
                 sum += p[base + e];
             }
             for (int e = 0; e < experts; e++) p[base + e] /= sum;
@@ -199,8 +203,8 @@ final class TopKRouter {
     }
 
     /** dL/dg of slot {@code slot} (at {@code pos} among the routed slots): 0 for a dropped slot, which has no H. */
-    private double dg(DataBuffer dgb, int slot, int pos) {
-        return slotDropped[slot] ? 0.0 : dgb.getDouble(pos);
+    private double dg(double[] dg, int slot, int pos) {
+        return slotDropped[slot] ? 0.0 : dg[pos];
     }
 
     private boolean chosen(int s0, int k, int e) {
@@ -217,16 +221,21 @@ final class TopKRouter {
      */
     void backward(DataBuffer dgb, boolean[] real, double[] dpBal, DataBuffer dlb) {
         double[] dp = new double[experts];
+        if (dgValues.length < routed()) dgValues = new double[routed()];
+        if (dlogitValues.length < n * experts) dlogitValues = new double[n * experts];
+        double[] dgv = dgValues, dl = dlogitValues;
+        HostValues.read(dgb, dgv, routed());
         for (int r = 0; r < n; r++) {
             Arrays.fill(dp, 0);
             int s0 = r * topK;
             double dot = 0;
-            for (int k = 0; k < topK; k++) dot += dg(dgb, s0 + k, slotIndex[k][r]) * slotGate[s0 + k];
-            for (int k = 0; k < topK; k++) dp[slotExpert[s0 + k]] = (dg(dgb, s0 + k, slotIndex[k][r]) - dot) / slotSum[r];
+            for (int k = 0; k < topK; k++) dot += dg(dgv, s0 + k, slotIndex[k][r]) * slotGate[s0 + k];
+            for (int k = 0; k < topK; k++) dp[slotExpert[s0 + k]] = (dg(dgv, s0 + k, slotIndex[k][r]) - dot) / slotSum[r];
             if (dpBal != null && real[r]) for (int e = 0; e < experts; e++) dp[e] += dpBal[e];
             double pdp = 0;
             for (int e = 0; e < experts; e++) pdp += p[r * experts + e] * dp[e];
-            for (int e = 0; e < experts; e++) dlb.put(r * experts + e, p[r * experts + e] * (dp[e] - pdp)); // softmax backward
+            for (int e = 0; e < experts; e++) dl[r * experts + e] = p[r * experts + e] * (dp[e] - pdp); // softmax backward
         }
+        HostValues.write(dl, dlb, n * experts);
     }
 }
