@@ -17,8 +17,13 @@ import org.agrona.concurrent.IdleStrategy;
  * <p>Must never be a busy spin: on a 2-core machine a spinning data plane starves the trunk's GEMMs.
  */
 public record IdleSettings(Duration driverMaxPark, Duration pollMaxPark) {
-    /** Chosen by measurement (./moelora bench --runtime and --frames on 2 cores); see the runtime.*-idle-max-park keys. */
-    public static final Duration DEFAULT_DRIVER_MAX_PARK = Duration.ofNanos(100_000);
+    /**
+     * Chosen by measurement (./moelora bench --runtime on 2 cores, BENCHMARKS.md): with three JVMs
+     * on two cores a driver parking at most 100 µs made the distributed step slower (2.1-2.2 s
+     * against 1.4-1.6 s at 1 ms): its wake-ups take the cores from the GEMMs. Machines with a core
+     * to spare per node may lower it (runtime.driver-idle-max-park).
+     */
+    public static final Duration DEFAULT_DRIVER_MAX_PARK = Duration.ofMillis(1);
     public static final Duration DEFAULT_POLL_MAX_PARK = Duration.ofNanos(100_000);
     private static final Duration MIN_MAX_PARK = Duration.ofNanos(1_000);
     private static final Duration MAX_MAX_PARK = Duration.ofSeconds(1);
