@@ -65,7 +65,6 @@ public final class DecoderBench {
         Arrays.fill(lossMask, 1f);
         DecoderBatch tokens = new DecoderBatch(batch, seq, ids, mask);
         decoder.reserve(batch, seq);
-        INDArray rowScale = Nd4j.create(DataType.FLOAT, n, 1);
         StepBench.Step step = new StepBench.Step() {
             private INDArray logits;
 
@@ -73,7 +72,7 @@ public final class DecoderBench {
             public double forward() {
                 adapters.setRowMask(mask);
                 logits = decoder.forward(tokens);
-                return NextTokenLoss.forwardBackward(logits, tokens, lossMask, logits, rowScale);
+                return NextTokenLoss.forwardBackward(logits, tokens, lossMask, logits);
             }
 
             @Override

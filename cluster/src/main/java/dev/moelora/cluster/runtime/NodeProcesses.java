@@ -63,7 +63,7 @@ public final class NodeProcesses implements AutoCloseable {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         List<String> cmd = new ArrayList<>(List.of(java, "-Xmx" + heap,
                 "--add-exports", "java.base/jdk.internal.misc=ALL-UNNAMED", "--add-opens", "java.base/java.nio=ALL-UNNAMED",
-                "--enable-native-access=ALL-UNNAMED",
+                "--enable-native-access=ALL-UNNAMED", "--add-modules", "jdk.incubator.vector",
                 "-cp", System.getProperty("java.class.path"), "dev.moelora.cluster.Main", "node", "--role", role, "-c", config.toString(),
                 "--set", "cluster.port=" + control, "--set", "cluster.data-port=" + data));
         for (String s : settings) {

@@ -43,7 +43,7 @@ class CheckpointPreemptionTest {
         Path runDir = dir.resolve("runs/preempted");
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx1g",
                 "--add-exports", "java.base/jdk.internal.misc=ALL-UNNAMED", "--add-opens", "java.base/java.nio=ALL-UNNAMED",
-                "-cp", System.getProperty("java.class.path"), "dev.moelora.cluster.Main", "train"));
+                "--add-modules", "jdk.incubator.vector", "-cp", System.getProperty("java.class.path"), "dev.moelora.cluster.Main", "train"));
         for (String s : settings("preempted")) {
             cmd.add("--set");
             cmd.add(s);

@@ -224,7 +224,7 @@ public final class BertEncoder implements AdaptableModel {
             layerNorm.backward(dX1, ln1Gamma[l], c.xhat1.view(N, C), c.rstd1.view(N, 1), dSum, g, s1, s2);
             linears[l][ATTN_OUT].backward(dSum, dCtx, false);
             Attention.backward(dCtx, c.q.view(N, C), c.k.view(N, C), c.v.view(N, C), c.att.view(B, H, T, T), B, T, H,
-                    a.datt.view(B, H, T, T), a.dscores.view(B, H, T, T), a.rowSum.view(B, H, T), a.heads.view(B, H, T, D), dq, dk, dv);
+                    a.datt.view(B, H, T, T), a.heads.view(B, H, T, D), dq, dk, dv);
             linears[l][QUERY].backward(dq, dNext, false);
             linears[l][KEY].backward(dk, dNext, true);
             linears[l][VALUE].backward(dv, dNext, true);
@@ -267,8 +267,7 @@ public final class BertEncoder implements AdaptableModel {
         final Slab dF, dF2;       // (N, F)
         final Slab keyBias;       // (B, T)
         final Slab heads;         // (B, H, T, D)
-        final Slab datt, dscores; // (B, H, T, T)
-        final Slab rowSum;        // (B, H, T)
+        final Slab datt;          // (B, H, T, T)
 
         Activations(int maxB, int maxT) {
             this.maxB = maxB;
@@ -295,8 +294,6 @@ public final class BertEncoder implements AdaptableModel {
             keyBias = new Slab("keyBias", dt, n);
             heads = new Slab("heads", dt, n * c);
             datt = new Slab("datt", dt, maxB * h * maxT * maxT);
-            dscores = new Slab("dscores", dt, maxB * h * maxT * maxT);
-            rowSum = new Slab("rowSum", dt, maxB * h * maxT);
         }
     }
 }

@@ -1,11 +1,10 @@
 package dev.moelora.model.llama;
 
 import dev.moelora.model.nn.Attention;
+import dev.moelora.model.nn.MaskedSoftmax;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
-import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
-import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 
@@ -34,33 +33,27 @@ public final class CausalAttention {
     public static void forward(INDArray q, INDArray k, INDArray v, INDArray bias, INDArray att, INDArray ctx) {
         long B = q.size(0), H = q.size(1), Tq = q.size(2), D = q.size(3), KV = k.size(1), Tk = k.size(2);
         Nd4j.matmul(q.reshape('c', B, KV, H / KV * Tq, D), k, att.reshape('c', B, KV, H / KV * Tq, Tk), false, true, false);
-        att.muli(1.0 / Math.sqrt(D));
-        if (bias != null) Nd4j.exec(new BroadcastAddOp(att, bias, att, 0, 2, 3));
-        Nd4j.exec(new SoftMax(att, att, 3));
+        MaskedSoftmax.forward(att, 1.0 / Math.sqrt(D), bias);
         Nd4j.matmul(att.reshape('c', B, KV, H / KV * Tq, Tk), v, ctx.reshape('c', B, KV, H / KV * Tq, D), false, false, false);
     }
 
     /**
-     * Softmax backward: ds = att * (datt - sum_j(datt * att)), then through the two matmuls. The
+     * Softmax backward ({@link MaskedSoftmax#backward}, in place in datt), then through the two matmuls. The
      * gradients of a shared key/value head sum over its query heads, which the grouped matmuls do.
      *
      * @param dctx         (B, H, T, D)
-     * @param datt, dscore (B, H, T, T) scratch
-     * @param rowSum       (B, H, T) scratch
+     * @param datt         (B, H, T, T) scratch
      * @param dq           (B, H, T, D) out, overwritten
      * @param dk, dv       (B, KV, T, D) out, overwritten
      */
     public static void backward(INDArray dctx, INDArray q, INDArray k, INDArray v, INDArray att,
-                                INDArray datt, INDArray dscore, INDArray rowSum, INDArray dq, INDArray dk, INDArray dv) {
+                                INDArray datt, INDArray dq, INDArray dk, INDArray dv) {
         long B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3), KV = k.size(1), GT = H / KV * T;
         INDArray dctxG = dctx.reshape('c', B, KV, GT, D), attG = att.reshape('c', B, KV, GT, T);
         Nd4j.matmul(attG, dctxG, dv, true, false, false);
         Nd4j.matmul(dctxG, v, datt.reshape('c', B, KV, GT, T), false, true, false);
-        datt.muli(att);
-        datt.sum(rowSum, 3);
-        Nd4j.exec(new BroadcastMulOp(att, rowSum, dscore, 0, 1, 2));
-        dscore.rsubi(datt).muli(1.0 / Math.sqrt(D));
-        INDArray dscoreG = dscore.reshape('c', B, KV, GT, T);
+        MaskedSoftmax.backward(att, datt, 1.0 / Math.sqrt(D), datt);
+        INDArray dscoreG = datt.reshape('c', B, KV, GT, T);
         Nd4j.matmul(dscoreG, k, dq.reshape('c', B, KV, GT, D), false, false, false);
         Nd4j.matmul(dscoreG, q.reshape('c', B, KV, GT, D), dk, true, false, false);
     }

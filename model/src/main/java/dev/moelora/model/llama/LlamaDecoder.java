@@ -84,7 +84,7 @@ public final class LlamaDecoder implements AdaptableModel {
                 linears[l][m] = bias == null ? new FrozenLinear(name, w.get(name + ".weight")) : new FrozenLinear(name, w.get(name + ".weight"), bias);
             }
         }
-        this.rmsNorm = new RmsNorm(C, config.rmsNormEps(), dtype);
+        this.rmsNorm = new RmsNorm(C, config.rmsNormEps());
     }
 
     private INDArray take(Map<String, INDArray> weights, String name, long[] shape) {
@@ -219,11 +219,11 @@ public final class LlamaDecoder implements AdaptableModel {
             linears[l][K].forward(h1, k);
             linears[l][V].forward(h1, v);
             if (positions == null) {
-                a.rope.forward(q, B, T, 0, a.ropeScratch.view(N, H * D));
-                a.rope.forward(k, B, T, 0, a.ropeScratch.view(N, KV * D));
+                a.rope.forward(q, B, T, 0);
+                a.rope.forward(k, B, T, 0);
             } else {
-                a.rope.forwardAt(q, cache.cosRows.view(B, D), cache.sinRows.view(B, D), a.ropeScratch.view(N, H * D));
-                a.rope.forwardAt(k, cache.cosRows.view(B, D), cache.sinRows.view(B, D), a.ropeScratch.view(N, KV * D));
+                a.rope.forwardAt(q, cache.cosRows.view(B, D), cache.sinRows.view(B, D));
+                a.rope.forwardAt(k, cache.cosRows.view(B, D), cache.sinRows.view(B, D));
             }
             INDArray qh = c.qh.view(B, H, T, D).assign(heads(q, B, T, H)), kh, vh;
             if (cache == null) {
@@ -243,7 +243,7 @@ public final class LlamaDecoder implements AdaptableModel {
             rmsNorm.forward(x, postNorm[l], h2, c.xhat2.view(N, C), c.rstd2.view(N, 1));
             linears[l][GATE].forward(h2, gate);
             linears[l][UP].forward(h2, up);
-            SwiGlu.forward(gate, up, act, a.sig.view(N, F));
+            SwiGlu.forward(gate, up, act);
             linears[l][DOWN].forward(act, sum);
             x.addi(sum);
         }
@@ -288,38 +288,38 @@ public final class LlamaDecoder implements AdaptableModel {
         }
         Activations a = acts;
         Gradients g = grads;
-        INDArray dx = g.dx.view(N, C), dh = g.dh.view(N, C), dsum = g.dsum.view(N, C), scratch = g.scratchC.view(N, C), stat = g.stat.view(N, 1);
+        INDArray dx = g.dx.view(N, C), dh = g.dh.view(N, C), dsum = g.dsum.view(N, C);
         INDArray dctx = g.dctx.view(N, H * D), dq = g.dq.view(N, H * D), dk = g.dk.view(N, KV * D), dv = g.dv.view(N, KV * D);
         INDArray dctxh = g.dctxh.view(B, H, T, D), dqh = g.dqh.view(B, H, T, D), dkh = g.dkh.view(B, KV, T, D), dvh = g.dvh.view(B, KV, T, D);
-        INDArray dact = g.dact.view(N, F), dgate = g.dgate.view(N, F), dup = g.dup.view(N, F), sig = a.sig.view(N, F);
+        INDArray dact = g.dact.view(N, F), dgate = g.dgate.view(N, F), dup = g.dup.view(N, F);
         if (lastRows == null) {
             Nd4j.gemm(dLogits, lmHead, dh, false, false, 1.0, 0.0);
         } else {
             scatterHeadGradient(dLogits, dh, g.dsum);
         }
-        rmsNorm.backward(dh, finalNorm, a.xhatF.view(N, C), a.rstdF.view(N, 1), dx, scratch, stat);
+        rmsNorm.backward(dh, finalNorm, a.xhatF.view(N, C), a.rstdF.view(N, 1), dx);
         for (int l = config.layers() - 1; l >= 0; l--) {
             Block c = a.blocks[l];
             linears[l][DOWN].backward(dx, dact, false);
-            SwiGlu.backward(dact, c.gate.view(N, F), c.up.view(N, F), dgate, dup, sig);
+            SwiGlu.backward(dact, c.gate.view(N, F), c.up.view(N, F), dgate, dup);
             linears[l][GATE].backward(dgate, dh, false);
             linears[l][UP].backward(dup, dh, true);
-            rmsNorm.backward(dh, postNorm[l], c.xhat2.view(N, C), c.rstd2.view(N, 1), dsum, scratch, stat);
+            rmsNorm.backward(dh, postNorm[l], c.xhat2.view(N, C), c.rstd2.view(N, 1), dsum);
             dx.addi(dsum);
             linears[l][O].backward(dx, dctx, false);
             dctxh.assign(heads(dctx, B, T, H));
             CausalAttention.backward(dctxh, c.qh.view(B, H, T, D), c.kh.view(B, KV, T, D), c.vh.view(B, KV, T, D), c.att.view(B, H, T, T),
-                    g.datt.view(B, H, T, T), g.dscore.view(B, H, T, T), g.rowSum.view(B, H, T), dqh, dkh, dvh);
+                    g.datt.view(B, H, T, T), dqh, dkh, dvh);
             heads(dq, B, T, H).assign(dqh);
             heads(dk, B, T, KV).assign(dkh);
             heads(dv, B, T, KV).assign(dvh);
-            a.rope.backward(dq, B, T, 0, a.ropeScratch.view(N, H * D));
-            a.rope.backward(dk, B, T, 0, a.ropeScratch.view(N, KV * D));
+            a.rope.backward(dq, B, T, 0);
+            a.rope.backward(dk, B, T, 0);
             linears[l][Q].backward(dq, dh, false);
             linears[l][K].backward(dk, dh, true);
             linears[l][V].backward(dv, dh, true);
             if (l == 0) break; // what remains would flow into the frozen embeddings
-            rmsNorm.backward(dh, inputNorm[l], c.xhat1.view(N, C), c.rstd1.view(N, 1), dsum, scratch, stat);
+            rmsNorm.backward(dh, inputNorm[l], c.xhat1.view(N, C), c.rstd1.view(N, 1), dsum);
             dx.addi(dsum);
         }
     }
@@ -636,10 +636,9 @@ public final class LlamaDecoder implements AdaptableModel {
         final Block[] blocks;
         final Slab x, sum, hf, xhatF;   // (N, C): residual stream, projection output, final norm and its x * rstd
         final Slab rstdF;               // (N, 1)
-        final Slab q, ropeScratch;      // (N, HD)
+        final Slab q;                   // (N, HD)
         final Slab k, v;                // (N, KVD)
         final Slab ctxh;                // (B, H, T, D)
-        final Slab sig;                 // (N, F) SwiGLU scratch
         final Slab keyBias;             // (B, T)
         final Slab bias;                // (B, T, T)
         final Slab logits;              // (logitRows, V)
@@ -660,11 +659,9 @@ public final class LlamaDecoder implements AdaptableModel {
             xhatF = new Slab("xhatF", dt, n * c);
             rstdF = new Slab("rstdF", dt, n);
             q = new Slab("q", dt, n * hd);
-            ropeScratch = new Slab("ropeScratch", dt, n * hd);
             k = new Slab("k", dt, n * kvd);
             v = new Slab("v", dt, n * kvd);
             ctxh = new Slab("ctxh", dt, n * hd);
-            sig = new Slab("sig", dt, n * f);
             keyBias = new Slab("keyBias", dt, n);
             bias = new Slab("bias", dt, n * maxT);
             logits = new Slab("logits", dt, (long) logitRows * config.vocabSize());
@@ -675,12 +672,10 @@ public final class LlamaDecoder implements AdaptableModel {
 
     /** Backward scratch for up to maxB sequences of maxT tokens, shared by all blocks. */
     private final class Gradients {
-        final Slab dx, dh, dsum, scratchC;  // (N, C)
-        final Slab stat;                    // (N, 1)
+        final Slab dx, dh, dsum;            // (N, C)
         final Slab dctx, dq, dctxh, dqh;    // (N, HD)
         final Slab dk, dv, dkh, dvh;        // (N, KVD)
-        final Slab datt, dscore;            // (B, H, T, T)
-        final Slab rowSum;                  // (B, H, T)
+        final Slab datt;                    // (B, H, T, T)
         final Slab dact, dgate, dup;        // (N, F)
 
         Gradients(int maxB, int maxT) {
@@ -690,8 +685,6 @@ public final class LlamaDecoder implements AdaptableModel {
             dx = new Slab("dx", dt, n * c);
             dh = new Slab("dh", dt, n * c);
             dsum = new Slab("dsum", dt, n * c);
-            scratchC = new Slab("scratchC", dt, n * c);
-            stat = new Slab("stat", dt, n);
             dctx = new Slab("dctx", dt, n * hd);
             dq = new Slab("dq", dt, n * hd);
             dctxh = new Slab("dctxh", dt, n * hd);
@@ -701,8 +694,6 @@ public final class LlamaDecoder implements AdaptableModel {
             dkh = new Slab("dkh", dt, n * kvd);
             dvh = new Slab("dvh", dt, n * kvd);
             datt = new Slab("datt", dt, n * h * maxT);
-            dscore = new Slab("dscore", dt, n * h * maxT);
-            rowSum = new Slab("rowSum", dt, n * h);
             dact = new Slab("dact", dt, n * f);
             dgate = new Slab("dgate", dt, n * f);
             dup = new Slab("dup", dt, n * f);

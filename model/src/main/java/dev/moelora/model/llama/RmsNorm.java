@@ -1,24 +1,24 @@
 package dev.moelora.model.llama;
 
-import org.nd4j.linalg.api.buffer.DataType;
+import dev.moelora.model.nn.FloatLanes;
+import dev.moelora.model.nn.HostRows;
+import dev.moelora.model.nn.RowRanges;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.ops.transforms.Transforms;
 
 /**
  * RMSNorm over the channels of each row, forward and backward side by side, as Hugging Face's
  * LlamaRMSNorm: {@code y = w * x / sqrt(mean(x^2) + eps)} (no mean subtraction, no bias). The
- * weight is frozen: backward returns only dL/dx and never computes a weight gradient. Row means
- * are GEMMs against a column of 1/C (faster in ND4J than its reductions, and they write into
- * preallocated outputs).
+ * weight is frozen: backward returns only dL/dx and never computes a weight gradient. Each is one
+ * pass per row (in float lanes for FLOAT tensors when the JVM has the Vector API, else in double)
+ * instead of a chain of ND4J calls each a pass over the (N, C) tensor.
  */
 public final class RmsNorm {
+    private final int channels;
     private final double eps;
-    private final INDArray meanColumn; // (C, 1) filled with 1/C
 
-    public RmsNorm(long channels, double eps, DataType dtype) {
+    public RmsNorm(int channels, double eps) {
+        this.channels = channels;
         this.eps = eps;
-        this.meanColumn = Nd4j.valueArrayOf(new long[] {channels, 1}, 1.0 / channels, dtype);
     }
 
     /**
@@ -29,26 +29,92 @@ public final class RmsNorm {
      * @param rstd (N, 1) out: 1 / sqrt(mean(x^2) + eps), kept for backward
      */
     public void forward(INDArray x, INDArray w, INDArray y, INDArray xhat, INDArray rstd) {
-        xhat.assign(x).muli(x);
-        Nd4j.gemm(xhat, meanColumn, rstd, false, false, 1.0, 0.0);
-        rstd.addi(eps);
-        Transforms.sqrt(rstd, false);
-        rstd.rdivi(1.0);
-        xhat.assign(x).muliColumnVector(rstd);
-        y.assign(xhat).muliRowVector(w);
+        HostRows xs = new HostRows(x), ys = new HostRows(y), hs = new HostRows(xhat), rs = new HostRows(rstd);
+        double[] weight = weight(w);
+        if (xs.floatLanes() && ys.floatLanes() && hs.floatLanes() && rs.floatLanes()) {
+            float[] wf = floats(weight);
+            RowRanges.run((int) xs.rows(), channels, (from, to) -> {
+                float[] row = new float[channels];
+                for (int r = from; r < to; r++) {
+                    xs.read(r, row);
+                    double inv = 1.0 / Math.sqrt(FloatLanes.dot(row, row, channels) / (double) channels + eps);
+                    FloatLanes.scale(row, (float) inv, channels);
+                    hs.write(r, row);
+                    FloatLanes.mul(row, wf, row, channels);
+                    ys.write(r, row);
+                    rs.set(r, 0, inv);
+                }
+            });
+            return;
+        }
+        RowRanges.run((int) xs.rows(), channels, (from, to) -> {
+            double[] row = new double[channels], out = new double[channels];
+            for (int r = from; r < to; r++) {
+                xs.read(r, row);
+                double ss = 0;
+                for (int c = 0; c < channels; c++) ss += row[c] * row[c];
+                double inv = 1.0 / Math.sqrt(ss / channels + eps);
+                for (int c = 0; c < channels; c++) {
+                    row[c] *= inv;
+                    out[c] = row[c] * weight[c];
+                }
+                hs.write(r, row);
+                ys.write(r, out);
+                rs.set(r, 0, inv);
+            }
+        });
     }
 
     /**
      * dx = rstd * (g - xhat * mean(g * xhat)), with g = dy * w.
      *
-     * @param dx (N, C) out, overwritten; must not alias dy
-     * @param g  (N, C) scratch
-     * @param a  (N, 1) scratch
+     * @param dx (N, C) out, overwritten; may alias dy
      */
-    public void backward(INDArray dy, INDArray w, INDArray xhat, INDArray rstd, INDArray dx, INDArray g, INDArray a) {
-        g.assign(dy).muliRowVector(w);
-        dx.assign(g).muli(xhat);
-        Nd4j.gemm(dx, meanColumn, a, false, false, 1.0, 0.0);
-        dx.assign(xhat).muliColumnVector(a).rsubi(g).muliColumnVector(rstd);
+    public void backward(INDArray dy, INDArray w, INDArray xhat, INDArray rstd, INDArray dx) {
+        HostRows dys = new HostRows(dy), hs = new HostRows(xhat), rs = new HostRows(rstd), dxs = new HostRows(dx);
+        double[] weight = weight(w);
+        if (dys.floatLanes() && hs.floatLanes() && rs.floatLanes() && dxs.floatLanes()) {
+            float[] wf = floats(weight);
+            RowRanges.run((int) dys.rows(), channels, (from, to) -> {
+                float[] g = new float[channels], h = new float[channels];
+                for (int r = from; r < to; r++) {
+                    dys.read(r, g);
+                    hs.read(r, h);
+                    FloatLanes.mul(g, wf, g, channels);
+                    float a = FloatLanes.dot(g, h, channels) / channels;
+                    FloatLanes.scaledDifference(g, h, a, (float) rs.get(r, 0), g, channels);
+                    dxs.write(r, g);
+                }
+            });
+            return;
+        }
+        RowRanges.run((int) dys.rows(), channels, (from, to) -> {
+            double[] g = new double[channels], h = new double[channels];
+            for (int r = from; r < to; r++) {
+                dys.read(r, g);
+                hs.read(r, h);
+                double dot = 0;
+                for (int c = 0; c < channels; c++) {
+                    g[c] *= weight[c];
+                    dot += g[c] * h[c];
+                }
+                double a = dot / channels, inv = rs.get(r, 0);
+                for (int c = 0; c < channels; c++) g[c] = inv * (g[c] - h[c] * a);
+                dxs.write(r, g);
+            }
+        });
+    }
+
+    private static float[] floats(double[] values) {
+        float[] f = new float[values.length];
+        for (int i = 0; i < f.length; i++) f[i] = (float) values[i];
+        return f;
+    }
+
+    private double[] weight(INDArray w) {
+        if (w.length() != channels) throw new IllegalArgumentException("RMSNorm of " + channels + " channels: weight of " + w.length());
+        double[] weight = new double[channels];
+        new HostRows(w.reshape(1, channels)).read(0, weight);
+        return weight;
     }
 }

@@ -1,11 +1,10 @@
 package dev.moelora.model.llama;
 
+import dev.moelora.model.nn.HostRows;
+import dev.moelora.model.nn.RowRanges;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
 import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.indexing.INDArrayIndex;
-import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /**
  * Rotary position embedding in Hugging Face's {@code rotate_half} layout, forward and backward side
@@ -91,16 +90,15 @@ public final class Rope {
     /**
      * Rotates x in place: row b * T + t holds the heads of sequence b at position offset + t.
      *
-     * @param x       (B*T, heads*D)
-     * @param scratch (B*T, heads*D)
+     * @param x (B*T, heads*D)
      */
-    public void forward(INDArray x, int B, int T, int offset, INDArray scratch) {
-        rotate(x4(x, B, T), x4(scratch, B, T), rows(cos, offset, T), rows(sin, offset, T), 1, 3, 1);
+    public void forward(INDArray x, int B, int T, int offset) {
+        rotateAtPositions(x, B, T, offset, 1);
     }
 
     /** dx <- dx rotated by the negative angles: the transpose of forward. */
-    public void backward(INDArray dx, int B, int T, int offset, INDArray scratch) {
-        rotate(x4(dx, B, T), x4(scratch, B, T), rows(cos, offset, T), rows(sin, offset, T), 1, 3, -1);
+    public void backward(INDArray dx, int B, int T, int offset) {
+        rotateAtPositions(dx, B, T, offset, -1);
     }
 
     /**
@@ -121,50 +119,55 @@ public final class Rope {
      * Rotates x in place when every row has a position of its own: row i holds one token's heads at
      * the position whose table rows {@link #gather} put in row i of cosRows and sinRows (batched
      * generation, where each sequence is at its own length). The same table values and the same
-     * element-wise products as {@link #forward}, so a token gets bit-identical values whichever way
-     * it is rotated.
+     * arithmetic as {@link #forward}, so a token gets bit-identical values whichever way it is
+     * rotated.
      *
      * @param x                (N, heads*D)
-     * @param scratch          (N, heads*D)
      * @param cosRows, sinRows (N, D) from {@link #gather}
      */
-    public void forwardAt(INDArray x, INDArray cosRows, INDArray sinRows, INDArray scratch) {
-        long N = x.size(0), heads = x.size(1) / headDim;
-        rotate(x.reshape('c', N, heads, headDim), scratch.reshape('c', N, heads, headDim), cosRows, sinRows, 0, 2, 1);
+    public void forwardAt(INDArray x, INDArray cosRows, INDArray sinRows) {
+        HostRows xs = new HostRows(x), cs = new HostRows(cosRows), ss = new HostRows(sinRows);
+        double[] row = new double[xs.width()], c = new double[headDim], sn = new double[headDim];
+        for (int r = 0; r < xs.rows(); r++) {
+            cs.read(r, c);
+            ss.read(r, sn);
+            xs.read(r, row);
+            rotate(row, c, sn, 1);
+            xs.write(r, row);
+        }
     }
 
-    /**
-     * xk <- xk * cos + sign * swap_halves(xk) * sin, with the table rows broadcast along the
-     * dimensions rowDim (position) and lastDim (D) of xk; sk holds the swapped halves.
-     */
-    private void rotate(INDArray xk, INDArray sk, INDArray cosRows, INDArray sinRows, int rowDim, int lastDim, int sign) {
-        int half = headDim / 2;
-        lastAxis(sk, 0, half).assign(lastAxis(xk, half, headDim));
-        lastAxis(sk, half, headDim).assign(lastAxis(xk, 0, half));
-        Nd4j.exec(new BroadcastMulOp(sk, sinRows, sk, rowDim, lastDim));
-        Nd4j.exec(new BroadcastMulOp(xk, cosRows, xk, rowDim, lastDim));
-        if (sign > 0) xk.addi(sk);
-        else xk.subi(sk);
-    }
-
-    /** The table rows of positions [offset, offset + T), a view. */
-    private INDArray rows(INDArray table, int offset, int T) {
+    private void rotateAtPositions(INDArray x, int B, int T, int offset, int sign) {
         if (offset + T > positions()) {
             throw new IllegalArgumentException("positions up to " + (offset + T) + " exceed the RoPE tables of " + positions());
         }
-        return table.get(NDArrayIndex.interval(offset, offset + T), NDArrayIndex.all());
+        HostRows xs = new HostRows(x), cs = new HostRows(cos), ss = new HostRows(sin);
+        RowRanges.run(T, B * xs.width(), (from, to) -> {
+            double[] row = new double[xs.width()], c = new double[headDim], sn = new double[headDim];
+            for (int t = from; t < to; t++) {   // position-major, so each table row is read once
+                cs.read(offset + t, c);
+                ss.read(offset + t, sn);
+                for (int b = 0; b < B; b++) {
+                    xs.read(b * T + t, row);
+                    rotate(row, c, sn, sign);
+                    xs.write(b * T + t, row);
+                }
+            }
+        });
     }
 
-    /** The elements [from, to) of a's last axis, a view. */
-    private static INDArray lastAxis(INDArray a, int from, int to) {
-        INDArrayIndex[] index = new INDArrayIndex[a.rank()];
-        for (int d = 0; d < index.length - 1; d++) index[d] = NDArrayIndex.all();
-        index[index.length - 1] = NDArrayIndex.interval(from, to);
-        return a.get(index);
-    }
-
-    /** (B*T, heads*D) viewed as (B, T, heads, D). */
-    private INDArray x4(INDArray x, int B, int T) {
-        return x.reshape('c', B, T, x.size(1) / headDim, headDim);
+    /**
+     * Every head of one row: x <- x * cos + sign * swap_halves(x) * sin, in place, with the table
+     * rows cos and sin (rotate_half's sign folded into sin).
+     */
+    private void rotate(double[] x, double[] c, double[] sn, int sign) {
+        int half = headDim / 2;
+        for (int h = 0; h < x.length; h += headDim) {
+            for (int i = 0; i < half; i++) {
+                double lo = x[h + i], hi = x[h + half + i];
+                x[h + i] = lo * c[i] + sign * (hi * sn[i]);
+                x[h + half + i] = hi * c[half + i] + sign * (lo * sn[half + i]);
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 package dev.moelora.model.moelora;
 
+import dev.moelora.model.nn.HostRows;
 import dev.moelora.model.nn.Slab;
 import org.nd4j.linalg.api.buffer.DataBuffer;
 import org.nd4j.linalg.api.buffer.DataType;

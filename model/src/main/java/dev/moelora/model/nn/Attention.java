@@ -1,9 +1,6 @@
 package dev.moelora.model.nn;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
-import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
-import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
@@ -32,36 +29,29 @@ public final class Attention {
                                INDArray att, INDArray scratch, INDArray ctx) {
         double scale = 1.0 / Math.sqrt((double) q.size(1) / H);
         Nd4j.matmul(heads(q, B, T, H), heads(k, B, T, H), att, false, true, false);
-        att.muli(scale);
-        Nd4j.exec(new BroadcastAddOp(att, keyBias, att, 0, 3));
-        Nd4j.exec(new SoftMax(att, att, 3));
+        MaskedSoftmax.forward(att, scale, keyBias);
         Nd4j.matmul(att, heads(v, B, T, H), scratch, false, false, false);
         heads(ctx, B, T, H).assign(scratch);
     }
 
     /**
      * @param dctx            (N, C) dL/dctx
-     * @param datt, dscores   (B, H, T, T) scratch
-     * @param rowSum          (B, H, T) scratch
+     * @param datt            (B, H, T, T) scratch
      * @param scratch         (B, H, T, D)
      * @param dq,dk,dv        (N, C) out, overwritten
      */
     public static void backward(INDArray dctx, INDArray q, INDArray k, INDArray v, INDArray att,
-                                int B, int T, int H, INDArray datt, INDArray dscores, INDArray rowSum,
+                                int B, int T, int H, INDArray datt,
                                 INDArray scratch, INDArray dq, INDArray dk, INDArray dv) {
         double scale = 1.0 / Math.sqrt((double) q.size(1) / H);
         INDArray dctxh = heads(dctx, B, T, H);
         Nd4j.matmul(att, dctxh, scratch, true, false, false);
         heads(dv, B, T, H).assign(scratch);
         Nd4j.matmul(dctxh, heads(v, B, T, H), datt, false, true, false);
-        // softmax backward: ds = att * (datt - sum_j(datt * att))
-        datt.muli(att);
-        datt.sum(rowSum, 3);
-        Nd4j.exec(new BroadcastMulOp(att, rowSum, dscores, 0, 1, 2));
-        dscores.rsubi(datt).muli(scale);
-        Nd4j.matmul(dscores, heads(k, B, T, H), scratch, false, false, false);
+        MaskedSoftmax.backward(att, datt, scale, datt);
+        Nd4j.matmul(datt, heads(k, B, T, H), scratch, false, false, false);
         heads(dq, B, T, H).assign(scratch);
-        Nd4j.matmul(dscores, heads(q, B, T, H), scratch, true, false, false);
+        Nd4j.matmul(datt, heads(q, B, T, H), scratch, true, false, false);
         heads(dk, B, T, H).assign(scratch);
     }
 }

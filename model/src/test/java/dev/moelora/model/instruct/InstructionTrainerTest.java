@@ -100,8 +100,7 @@ class InstructionTrainerTest {
         InstructionBatch b = InstructionBatch.of(data, 0);
         adapters.setRowMask(b.batch().mask());
         INDArray logits = decoder.forward(b.batch());
-        double loss = NextTokenLoss.forwardBackward(logits, b.batch(), b.lossMask(), logits.dup(),
-                org.nd4j.linalg.factory.Nd4j.create(logits.dataType(), b.batch().rows(), 1));
+        double loss = NextTokenLoss.forwardBackward(logits, b.batch(), b.lossMask(), logits.dup());
         adapters.takeAuxiliaryLoss();
         adapters.setRowMask(null);
         return loss;

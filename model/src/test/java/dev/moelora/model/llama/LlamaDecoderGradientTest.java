@@ -63,7 +63,7 @@ class LlamaDecoderGradientTest {
     static double loss(LlamaDecoder decoder, INDArray dLogits) {
         DecoderBatch b = batch();
         INDArray logits = decoder.forward(b);
-        return NextTokenLoss.forwardBackward(logits, b, LOSS_MASK, dLogits, Nd4j.create(logits.dataType(), b.rows(), 1));
+        return NextTokenLoss.forwardBackward(logits, b, LOSS_MASK, dLogits);
     }
 
     @Test

@@ -39,7 +39,7 @@ class LlamaLogitRowsTest {
     private static Result full(LlamaDecoder decoder, List<Parameter> params, float[] lossMask) {
         params.forEach(Parameter::zeroGrad);
         INDArray logits = decoder.forward(BATCH);
-        double loss = NextTokenLoss.forwardBackward(logits, BATCH, lossMask, logits, Nd4j.create(DataType.DOUBLE, BATCH.rows(), 1));
+        double loss = NextTokenLoss.forwardBackward(logits, BATCH, lossMask, logits);
         decoder.backward(logits);
         return new Result(loss, grads(params));
     }

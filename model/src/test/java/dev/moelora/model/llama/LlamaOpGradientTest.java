@@ -23,7 +23,7 @@ class LlamaOpGradientTest {
     void rmsNormMatchesDefinitionAndItsBackward() {
         int N = 3, C = 6;
         double eps = 1e-5;
-        RmsNorm norm = new RmsNorm(C, eps, DataType.DOUBLE);
+        RmsNorm norm = new RmsNorm(C, eps);
         INDArray x = random(random, N, C), w = random(random, 1, C), r = random(random, N, C);
         INDArray y = zeros(N, C), xhat = zeros(N, C), rstd = zeros(N, 1);
         Runnable fwd = () -> norm.forward(x, w, y, xhat, rstd);
@@ -34,7 +34,7 @@ class LlamaOpGradientTest {
             for (int c = 0; c < C; c++) assertEquals(w.getDouble(0, c) * x.getDouble(n, c) / Math.sqrt(ms + eps), y.getDouble(n, c), 1e-12);
         }
         INDArray dx = zeros(N, C);
-        norm.backward(r, w, xhat, rstd, dx, zeros(N, C), zeros(N, 1));
+        norm.backward(r, w, xhat, rstd, dx);
         check("RMSNorm dx", x, dx, () -> { fwd.run(); return dot(y, r); });
     }
 
@@ -44,8 +44,8 @@ class LlamaOpGradientTest {
         double theta = 100;
         Rope rope = new Rope(D, theta, offset + T, DataType.DOUBLE);
         INDArray x = random(random, B * T, heads * D), r = random(random, B * T, heads * D);
-        INDArray y = x.dup(), scratch = zeros(B * T, heads * D);
-        rope.forward(y, B, T, offset, scratch);
+        INDArray y = x.dup();
+        rope.forward(y, B, T, offset);
         for (int row = 0; row < B * T; row++) {
             int p = offset + row % T;
             for (int h = 0; h < heads; h++) {
@@ -57,8 +57,8 @@ class LlamaOpGradientTest {
             }
         }
         INDArray dx = r.dup();
-        rope.backward(dx, B, T, offset, scratch);
-        check("RoPE dx", x, dx, () -> { y.assign(x); rope.forward(y, B, T, offset, scratch); return dot(y, r); });
+        rope.backward(dx, B, T, offset);
+        check("RoPE dx", x, dx, () -> { y.assign(x); rope.forward(y, B, T, offset); return dot(y, r); });
     }
 
     /** B = 2, T = 4, H = 4 query heads over KV = 2 key/value heads, D = 2; the second sequence has 3 real tokens. */
@@ -97,7 +97,7 @@ class LlamaOpGradientTest {
             }
         }
         INDArray dq = zeros(B, H, T, D), dk = zeros(B, KV, T, D), dv = zeros(B, KV, T, D);
-        CausalAttention.backward(r, q, k, v, att, zeros(B, H, T, T), zeros(B, H, T, T), zeros(B, H, T), dq, dk, dv);
+        CausalAttention.backward(r, q, k, v, att, zeros(B, H, T, T), dq, dk, dv);
         check("attention dq", q, dq, () -> { fwd.run(); return dot(ctx, r); });
         check("attention dk", k, dk, () -> { fwd.run(); return dot(ctx, r); });
         check("attention dv", v, dv, () -> { fwd.run(); return dot(ctx, r); });
@@ -107,13 +107,13 @@ class LlamaOpGradientTest {
     void swiGluMatchesSiluTimesUpAndItsBackward() {
         int N = 3, F = 5;
         INDArray gate = random(random, N, F).muli(3), up = random(random, N, F), r = random(random, N, F);
-        INDArray y = zeros(N, F), sig = zeros(N, F);
-        Runnable fwd = () -> SwiGlu.forward(gate, up, y, sig);
+        INDArray y = zeros(N, F);
+        Runnable fwd = () -> SwiGlu.forward(gate, up, y);
         fwd.run();
         double g = gate.getDouble(1, 2);
         assertEquals(g / (1 + Math.exp(-g)) * up.getDouble(1, 2), y.getDouble(1, 2), 1e-12);
         INDArray dgate = zeros(N, F), dup = zeros(N, F);
-        SwiGlu.backward(r, gate, up, dgate, dup, sig);
+        SwiGlu.backward(r, gate, up, dgate, dup);
         check("SwiGLU dgate", gate, dgate, () -> { fwd.run(); return dot(y, r); });
         check("SwiGLU dup", up, dup, () -> { fwd.run(); return dot(y, r); });
     }
@@ -123,8 +123,8 @@ class LlamaOpGradientTest {
         int B = 2, T = 3, V = 5;
         DecoderBatch batch = new DecoderBatch(B, T, new int[] {1, 4, 2, 3, 0, 0}, new float[] {1, 1, 1, 1, 1, 0});
         float[] lossMask = {0, 1, 1, 0, 1, 1}; // sequence 0: targets at t = 1, 2; sequence 1: t = 1 only (t = 2 is padding)
-        INDArray logits = random(random, B * T, V).muli(2), dLogits = zeros(B * T, V), rowScale = zeros(B * T, 1);
-        double loss = NextTokenLoss.forwardBackward(logits, batch, lossMask, dLogits, rowScale);
+        INDArray logits = random(random, B * T, V).muli(2), dLogits = zeros(B * T, V);
+        double loss = NextTokenLoss.forwardBackward(logits, batch, lossMask, dLogits);
         double expected = 0;
         int[][] counted = {{0, 4}, {1, 2}, {3, 0}}; // (row, target)
         for (int[] c : counted) {
@@ -137,9 +137,9 @@ class LlamaOpGradientTest {
         assertEquals(0.0, dLogits.getRow(4).amaxNumber().doubleValue(), 0.0, "a padded target does not count, whatever the loss mask says");
         INDArray scratch = zeros(B * T, V);
         check("next-token loss dlogits", logits, dLogits,
-                () -> NextTokenLoss.forwardBackward(logits, batch, lossMask, scratch, rowScale));
+                () -> NextTokenLoss.forwardBackward(logits, batch, lossMask, scratch));
         INDArray inPlace = logits.dup();
-        assertEquals(loss, NextTokenLoss.forwardBackward(inPlace, batch, lossMask, inPlace, rowScale), 1e-15);
+        assertEquals(loss, NextTokenLoss.forwardBackward(inPlace, batch, lossMask, inPlace), 1e-15);
         assertEquals(0.0, inPlace.sub(dLogits).amaxNumber().doubleValue(), 1e-15, "dLogits may overwrite the logits");
     }
 }

@@ -70,8 +70,8 @@ class OpGradientTest {
         fwd.run();
         assertEquals(0.0, att.getDouble(1, 0, 0, 2), 0.0, "a padded key gets no attention");
         INDArray dq = Nd4j.create(DataType.DOUBLE, N, C), dk = Nd4j.create(DataType.DOUBLE, N, C), dv = Nd4j.create(DataType.DOUBLE, N, C);
-        Attention.backward(r, q, k, v, att, B, T, H, Nd4j.create(DataType.DOUBLE, B, H, T, T), Nd4j.create(DataType.DOUBLE, B, H, T, T),
-                Nd4j.create(DataType.DOUBLE, B, H, T), Nd4j.create(DataType.DOUBLE, B, H, T, C / H), dq, dk, dv);
+        Attention.backward(r, q, k, v, att, B, T, H, Nd4j.create(DataType.DOUBLE, B, H, T, T),
+                Nd4j.create(DataType.DOUBLE, B, H, T, C / H), dq, dk, dv);
         check("attention dq", q, dq, () -> { fwd.run(); return dot(ctx, r); });
         check("attention dk", k, dk, () -> { fwd.run(); return dot(ctx, r); });
         check("attention dv", v, dv, () -> { fwd.run(); return dot(ctx, r); });
