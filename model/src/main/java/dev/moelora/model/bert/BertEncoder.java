@@ -75,7 +75,7 @@ public final class BertEncoder implements AdaptableModel {
             ln2Gamma[l] = take(weights, p + "output.LayerNorm.weight", C).reshape(1, C);
             ln2Beta[l] = take(weights, p + "output.LayerNorm.bias", C).reshape(1, C);
         }
-        this.layerNorm = new LayerNorm(C, config.layerNormEps(), dtype);
+        this.layerNorm = new LayerNorm(C, config.layerNormEps());
     }
 
     private INDArray take(Map<String, INDArray> weights, String name, long... shape) {
@@ -170,7 +170,7 @@ public final class BertEncoder implements AdaptableModel {
         for (int i = 0; i < N; i++) positions[i] = i % T;
         Nd4j.pullRows(positionEmbeddings, scratch, 1, positions);
         sum.addi(scratch);
-        layerNorm.forward(sum, embGamma, embBeta, a.hidden[0].view(N, C), scratch, a.stat1.view(N, 1), a.stat2.view(N, 1));
+        layerNorm.forward(sum, embGamma, embBeta, a.hidden[0].view(N, C), scratch, a.stat1.view(N, 1));
 
         INDArray keyBias = a.keyBias.view(B, T);
         for (int i = 0; i < N; i++) keyBias.putScalar(i / T, i % T, batch.mask()[i] != 0f ? 0.0 : Attention.MASKED);
@@ -186,13 +186,13 @@ public final class BertEncoder implements AdaptableModel {
             linears[l][ATTN_OUT].forward(ctx, sum);
             sum.addi(x);
             INDArray x1 = c.x1.view(N, C);
-            layerNorm.forward(sum, ln1Gamma[l], ln1Beta[l], x1, c.xhat1.view(N, C), c.rstd1.view(N, 1), a.stat1.view(N, 1));
+            layerNorm.forward(sum, ln1Gamma[l], ln1Beta[l], x1, c.xhat1.view(N, C), c.rstd1.view(N, 1));
             INDArray pre = c.ffPre.view(N, F), act = c.ffAct.view(N, F);
             linears[l][FFN_IN].forward(x1, pre);
             Gelu.forward(pre, act, c.ffCdf.view(N, F));
             linears[l][FFN_OUT].forward(act, sum);
             sum.addi(x1);
-            layerNorm.forward(sum, ln2Gamma[l], ln2Beta[l], a.hidden[l + 1].view(N, C), c.xhat2.view(N, C), c.rstd2.view(N, 1), a.stat1.view(N, 1));
+            layerNorm.forward(sum, ln2Gamma[l], ln2Beta[l], a.hidden[l + 1].view(N, C), c.xhat2.view(N, C), c.rstd2.view(N, 1));
         }
         return a.hidden[config.layers()].view(N, C);
     }
@@ -213,15 +213,14 @@ public final class BertEncoder implements AdaptableModel {
         INDArray dSum = a.dSum.view(N, C), dX1 = a.dX1.view(N, C), dCtx = a.dCtx.view(N, C);
         INDArray dq = a.dq.view(N, C), dk = a.dk.view(N, C), dv = a.dv.view(N, C);
         INDArray dF = a.dF.view(N, F), dF2 = a.dF2.view(N, F);
-        INDArray g = a.scratchC.view(N, C), s1 = a.stat1.view(N, 1), s2 = a.stat2.view(N, 1);
         for (int l = config.layers() - 1; l >= 0; l--) {
             Layer c = a.layers[l];
-            layerNorm.backward(dNext, ln2Gamma[l], c.xhat2.view(N, C), c.rstd2.view(N, 1), dSum, g, s1, s2);
+            layerNorm.backward(dNext, ln2Gamma[l], c.xhat2.view(N, C), c.rstd2.view(N, 1), dSum);
             linears[l][FFN_OUT].backward(dSum, dF, false);
             Gelu.backward(dF, c.ffPre.view(N, F), c.ffCdf.view(N, F), dF2);
             linears[l][FFN_IN].backward(dF2, dX1, false);
             dX1.addi(dSum);
-            layerNorm.backward(dX1, ln1Gamma[l], c.xhat1.view(N, C), c.rstd1.view(N, 1), dSum, g, s1, s2);
+            layerNorm.backward(dX1, ln1Gamma[l], c.xhat1.view(N, C), c.rstd1.view(N, 1), dSum);
             linears[l][ATTN_OUT].backward(dSum, dCtx, false);
             Attention.backward(dCtx, c.q.view(N, C), c.k.view(N, C), c.v.view(N, C), c.att.view(B, H, T, T), B, T, H,
                     a.datt.view(B, H, T, T), a.heads.view(B, H, T, D), dq, dk, dv);
@@ -263,7 +262,7 @@ public final class BertEncoder implements AdaptableModel {
         final Slab[] hidden; // [L + 1] (N, C): block inputs, then the final output
         final Layer[] layers;
         final Slab sum, scratchC, dNext, dSum, dX1, dCtx, dq, dk, dv; // (N, C)
-        final Slab stat1, stat2;  // (N, 1)
+        final Slab stat1;         // (N, 1)
         final Slab dF, dF2;       // (N, F)
         final Slab keyBias;       // (B, T)
         final Slab heads;         // (B, H, T, D)
@@ -288,7 +287,6 @@ public final class BertEncoder implements AdaptableModel {
             dk = new Slab("dk", dt, n * c);
             dv = new Slab("dv", dt, n * c);
             stat1 = new Slab("stat1", dt, n);
-            stat2 = new Slab("stat2", dt, n);
             dF = new Slab("dF", dt, n * f);
             dF2 = new Slab("dF2", dt, n * f);
             keyBias = new Slab("keyBias", dt, n);

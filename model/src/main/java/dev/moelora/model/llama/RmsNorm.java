@@ -32,7 +32,7 @@ public final class RmsNorm {
         HostRows xs = new HostRows(x), ys = new HostRows(y), hs = new HostRows(xhat), rs = new HostRows(rstd);
         double[] weight = weight(w);
         if (xs.floatLanes() && ys.floatLanes() && hs.floatLanes() && rs.floatLanes()) {
-            float[] wf = floats(weight);
+            float[] wf = FloatLanes.rounded(weight);
             RowRanges.run((int) xs.rows(), channels, (from, to) -> {
                 float[] row = new float[channels];
                 for (int r = from; r < to; r++) {
@@ -74,7 +74,7 @@ public final class RmsNorm {
         HostRows dys = new HostRows(dy), hs = new HostRows(xhat), rs = new HostRows(rstd), dxs = new HostRows(dx);
         double[] weight = weight(w);
         if (dys.floatLanes() && hs.floatLanes() && rs.floatLanes() && dxs.floatLanes()) {
-            float[] wf = floats(weight);
+            float[] wf = FloatLanes.rounded(weight);
             RowRanges.run((int) dys.rows(), channels, (from, to) -> {
                 float[] g = new float[channels], h = new float[channels];
                 for (int r = from; r < to; r++) {
@@ -103,12 +103,6 @@ public final class RmsNorm {
                 dxs.write(r, g);
             }
         });
-    }
-
-    private static float[] floats(double[] values) {
-        float[] f = new float[values.length];
-        for (int i = 0; i < f.length; i++) f[i] = (float) values[i];
-        return f;
     }
 
     private double[] weight(INDArray w) {

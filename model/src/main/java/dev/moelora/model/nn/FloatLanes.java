@@ -96,6 +96,91 @@ public final class FloatLanes {
         return total;
     }
 
+    /** values rounded to float, for a frozen weight row the lanes read. */
+    public static float[] rounded(double[] values) {
+        float[] f = new float[values.length];
+        for (int i = 0; i < f.length; i++) f[i] = (float) values[i];
+        return f;
+    }
+
+    /** sum of x[0, n) (lane partial sums, then the tail). */
+    public static float sum(float[] x, int n) {
+        int i = 0;
+        FloatVector sum = FloatVector.zero(S);
+        for (int end = S.loopBound(n); i < end; i += S.length()) sum = sum.add(FloatVector.fromArray(S, x, i));
+        float total = sum.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) total += x[i];
+        return total;
+    }
+
+    /** x[i] += c for i < n. */
+    public static void addScalar(float[] x, float c, int n) {
+        int i = 0;
+        for (int end = S.loopBound(n); i < end; i += S.length()) FloatVector.fromArray(S, x, i).add(c).intoArray(x, i);
+        for (; i < n; i++) x[i] += c;
+    }
+
+    /** y[i] = a[i] * b[i] + c[i] for i < n; y may be any of them. */
+    public static void mulAdd(float[] a, float[] b, float[] c, float[] y, int n) {
+        int i = 0;
+        for (int end = S.loopBound(n); i < end; i += S.length()) {
+            FloatVector.fromArray(S, a, i).mul(FloatVector.fromArray(S, b, i)).add(FloatVector.fromArray(S, c, i)).intoArray(y, i);
+        }
+        for (; i < n; i++) y[i] = a[i] * b[i] + c[i];
+    }
+
+    /**
+     * The exact GELU's cdf and output: cdf[i] = 0.5 (1 + erf(x[i] / sqrt 2)), y[i] = x[i] cdf[i],
+     * with erf as Eigen's float rational approximation (x clamped to [-4, 4], absolute error
+     * below 1e-7 against erf, which is float's resolution there). y may be x.
+     */
+    public static void gelu(float[] x, float[] y, float[] cdf, int n) {
+        int i = 0;
+        for (int end = S.loopBound(n); i < end; i += S.length()) {
+            FloatVector xv = FloatVector.fromArray(S, x, i);
+            FloatVector c = erf(xv.mul(INV_SQRT2)).add(1f).mul(0.5f);
+            c.intoArray(cdf, i);
+            xv.mul(c).intoArray(y, i);
+        }
+        for (; i < n; i++) {
+            float c = 0.5f * (1f + erf(x[i] * INV_SQRT2));
+            cdf[i] = c;
+            y[i] = x[i] * c;
+        }
+    }
+
+    /** GELU's backward: dx[i] = dy[i] (cdf[i] + x[i] exp(-x[i]^2 / 2) / sqrt(2 pi)). dx may be dy. */
+    public static void geluBackward(float[] dy, float[] x, float[] cdf, float[] dx, int n) {
+        int i = 0;
+        for (int end = S.loopBound(n); i < end; i += S.length()) {
+            FloatVector xv = FloatVector.fromArray(S, x, i);
+            FloatVector pdf = xv.mul(xv).mul(-0.5f).lanewise(VectorOperators.EXP).mul(INV_SQRT_2PI);
+            FloatVector.fromArray(S, dy, i).mul(xv.mul(pdf).add(FloatVector.fromArray(S, cdf, i))).intoArray(dx, i);
+        }
+        for (; i < n; i++) dx[i] = dy[i] * (cdf[i] + x[i] * (float) Math.exp(-0.5f * x[i] * x[i]) * INV_SQRT_2PI);
+    }
+
+    private static final float INV_SQRT2 = (float) (1.0 / Math.sqrt(2.0)), INV_SQRT_2PI = (float) (1.0 / Math.sqrt(2.0 * Math.PI));
+    // erf(x) ~ x P(x^2) / Q(x^2) on [-4, 4] (Eigen's generic_fast_erf_float)
+    private static final float A1 = -1.60960333262415e-02f, A3 = -2.95459980854025e-03f, A5 = -7.34990630326855e-04f,
+            A7 = -5.69250639462346e-05f, A9 = -2.10102402082508e-06f, A11 = 2.77068142495902e-08f, A13 = -2.72614225801306e-10f;
+    private static final float B0 = -1.42647390514189e-02f, B2 = -7.37332916720468e-03f, B4 = -1.68282697438203e-03f,
+            B6 = -2.13374055278905e-04f, B8 = -1.45660718464996e-05f;
+
+    private static FloatVector erf(FloatVector x) {
+        FloatVector c = x.max(-4f).min(4f), x2 = c.mul(c);
+        FloatVector p = x2.mul(A13).add(A11).mul(x2).add(A9).mul(x2).add(A7).mul(x2).add(A5).mul(x2).add(A3).mul(x2).add(A1).mul(c);
+        FloatVector q = x2.mul(B8).add(B6).mul(x2).add(B4).mul(x2).add(B2).mul(x2).add(B0);
+        return p.div(q);
+    }
+
+    private static float erf(float x) {
+        float c = Math.max(-4f, Math.min(4f, x)), x2 = c * c;
+        float p = ((((((x2 * A13 + A11) * x2 + A9) * x2 + A7) * x2 + A5) * x2 + A3) * x2 + A1) * c;
+        float q = (((x2 * B8 + B6) * x2 + B4) * x2 + B2) * x2 + B0;
+        return p / q;
+    }
+
     /** y[i] = a[i] * b[i] for i < n; y may be a or b. */
     public static void mul(float[] a, float[] b, float[] y, int n) {
         int i = 0;

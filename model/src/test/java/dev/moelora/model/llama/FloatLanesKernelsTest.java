@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.moelora.model.nn.Gelu;
+import dev.moelora.model.nn.LayerNorm;
 import dev.moelora.model.nn.MaskedSoftmax;
 import dev.moelora.model.nn.VectorApi;
 import java.util.Arrays;
@@ -118,6 +120,41 @@ class FloatLanesKernelsTest {
         assertClose("RMSNorm", d[0], f[0]);
         assertClose("RMSNorm rstd", d[1], f[1]);
         assertClose("RMSNorm dx", d[2], f[2]);
+    }
+
+    @Test
+    void layerNormInFloatLanesMatchesDouble() {
+        int N = 2500, C = 19;
+        LayerNorm norm = new LayerNorm(C, 1e-12);
+        INDArray x = random(random, N, C).addi(0.7), gamma = random(random, 1, C), beta = random(random, 1, C), dy = random(random, N, C);
+        Function<DataType, INDArray[]> run = dt -> {
+            INDArray y = Nd4j.zeros(dt, N, C), xhat = Nd4j.zeros(dt, N, C), rstd = Nd4j.zeros(dt, N, 1), dx = Nd4j.zeros(dt, N, C);
+            norm.forward(x.castTo(dt), gamma.castTo(dt), beta.castTo(dt), y, xhat, rstd);
+            norm.backward(dy.castTo(dt), gamma.castTo(dt), xhat, rstd, dx);
+            return new INDArray[] {y, rstd, dx};
+        };
+        INDArray[] d = run.apply(DataType.DOUBLE), f = run.apply(DataType.FLOAT);
+        assertClose("LayerNorm", d[0], f[0]);
+        assertClose("LayerNorm rstd", d[1], f[1]);
+        assertClose("LayerNorm dx", d[2], f[2]);
+    }
+
+    @Test
+    void geluInFloatLanesMatchesNd4jErfInDouble() {
+        int N = 1200, F = 29;
+        INDArray x = random(random, N, F).muli(3), dy = random(random, N, F);
+        x.putScalar(0, 0, 9.0);   // beyond the approximation's clamp at |x / sqrt 2| = 4
+        x.putScalar(0, 1, -9.0);
+        Function<DataType, INDArray[]> run = dt -> {
+            INDArray y = Nd4j.zeros(dt, N, F), cdf = Nd4j.zeros(dt, N, F), dx = Nd4j.zeros(dt, N, F);
+            Gelu.forward(x.castTo(dt), y, cdf);
+            Gelu.backward(dy.castTo(dt), x.castTo(dt), cdf, dx);
+            return new INDArray[] {y, cdf, dx};
+        };
+        INDArray[] d = run.apply(DataType.DOUBLE), f = run.apply(DataType.FLOAT);
+        assertClose("GELU", d[0], f[0]);
+        assertClose("GELU cdf", d[1], f[1]);
+        assertClose("GELU dx", d[2], f[2]);
     }
 
     @Test
