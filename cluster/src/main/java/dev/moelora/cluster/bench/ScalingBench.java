@@ -37,6 +37,12 @@ import java.util.StringJoiner;
  * (train.grad-accum, tokens per step being their sum): the model reserves its buffers for one
  * micro-batch, and one micro-batch of 8192 real tokens took over 8 GB in one JVM, more than a
  * router JVM beside the benchmark's own fits on a 24 GB machine.
+ *
+ * <p>Each single-process and colocated run is a fresh child JVM ({@link TimedRuns#inChildJvm}):
+ * run one after another in this JVM, their native ND4J buffers piled up (19 GB resident at the
+ * 8192-token point, then the OOM killer). A distributed run's coordinator stays in this JVM: it
+ * holds no model (it draws batches and sends requests; the router and the experts, in their own
+ * JVMs, hold the tensors), ND4J only writing the final adapter of a few small expert tensors.
  */
 public final class ScalingBench {
     /** The axes, in the order they are swept. */
@@ -238,8 +244,8 @@ public final class ScalingBench {
         String conf = sizing.common() + "adapter.experts = %d\ntrain { steps = %d, batch-size = %d, grad-accum = %d, eval-batch-size = 8, warmup-steps = 0 }\n"
                 .formatted(p.experts(), options.warmup() + options.steps(), p.batch(), p.microBatches());
         return switch (r) {
-            case SINGLE_PROCESS -> TimedRuns.run(TimedRuns.write(work, key(r, p), conf));
-            case COLOCATED -> TimedRuns.run(TimedRuns.write(work, key(r, p), conf + "runtime.mode = local\nruntime.expert-nodes = " + p.nodes() + "\n"));
+            case SINGLE_PROCESS -> TimedRuns.inChildJvm(TimedRuns.write(work, key(r, p), conf));
+            case COLOCATED -> TimedRuns.inChildJvm(TimedRuns.write(work, key(r, p), conf + "runtime.mode = local\nruntime.expert-nodes = " + p.nodes() + "\n"));
             // A router JVM reached 3.3 GB resident on a micro-batch of 2048 tokens with -Xmx3g (ND4J memory is off-heap).
             case DISTRIBUTED -> TimedRuns.distributed(work, key(r, p), conf, p.nodes(), "4g");
         };

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.moelora.cluster.config.RunConfig;
 import dev.moelora.cluster.job.JobResult;
+import dev.moelora.cluster.runtime.ChildJvm;
 import dev.moelora.cluster.runtime.ExpertParallelJob;
 import dev.moelora.cluster.runtime.NodeProcesses;
 import dev.moelora.cluster.single.EncoderJob;
@@ -16,13 +17,15 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 
 /**
  * The training runs the runtime benchmarks time, and what they read back: one encoder run from a
- * config file in this JVM (single-process, or the expert-parallel runtime in this JVM), or with
- * the router and the experts in node JVMs on 127.0.0.1 and the coordinator here; then each step's
- * seconds and real (unpadded) tokens from the run's metrics.jsonl. The runs' own output is kept
- * out of the benchmark's. It never judges a figure.
+ * config file in this JVM or in a fresh child JVM (single-process, or the expert-parallel runtime
+ * in one JVM), or with the router and the experts in node JVMs on 127.0.0.1 and the coordinator
+ * here; then each step's seconds and real (unpadded) tokens from the run's metrics.jsonl. The
+ * runs' own output is kept out of the benchmark's (a child's goes to its log). It never judges a
+ * figure.
  */
 final class TimedRuns {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -57,12 +60,52 @@ final class TimedRuns {
 
     /** Runs the config's training in this JVM (runtime.mode single-process or local; cluster: this JVM is the coordinator). */
     static Steps run(Path file) throws IOException {
-        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        return run(file, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8));
+    }
+
+    /** The same, the run's output on {@code out}. */
+    static Steps run(Path file, PrintStream out) throws IOException {
         RunConfig config = RunConfig.load(file, List.of());
-        PrintStream out = new PrintStream(log, true, StandardCharsets.UTF_8);
         JobResult r = config.string("runtime.mode").equals("single-process") ? EncoderJob.run(config, out, false)
                 : ExpertParallelJob.run(config, out, false);
         return read(r.runDir().resolve("metrics.jsonl"));
+    }
+
+    /**
+     * Runs {@code <work>/<name>.conf} as {@link #run} does, in a fresh JVM ({@link ChildRun}) of this
+     * one's java, classpath and -Xmx: a run's native ND4J buffers are not all freed when it ends,
+     * and in one JVM they piled up over a sweep's runs (19 GB resident, then the OOM killer). Its
+     * output goes to {@code <name>.log}, its result to {@code <name>.result.json} (with the child's
+     * pid). A child that fails, or runs longer than a cluster run may, fails this with its exit code
+     * and log.
+     */
+    static Steps inChildJvm(Path file) throws Exception {
+        String name = file.getFileName().toString().replaceFirst("\\.conf$", "");
+        Path log = file.resolveSibling(name + ".log"), result = file.resolveSibling(name + ".result.json");
+        Files.deleteIfExists(result);
+        Process child = ChildJvm.command(ChildJvm.thisHeap(), ChildRun.class.getName(),
+                        List.of(file.toString(), result.toString(), Long.toString(ProcessHandle.current().pid())))
+                .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        try {
+            if (!child.waitFor(CLUSTER_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
+                throw new IllegalStateException("the " + name + " run's JVM did not end within " + CLUSTER_TIMEOUT.toMinutes() + " min; its log: " + log);
+            }
+            if (child.exitValue() != 0 || !Files.exists(result)) {
+                throw new IllegalStateException("the " + name + " run's JVM exited with " + child.exitValue() + (Files.exists(result) ? "" : " and no result")
+                        + "; its log: " + log + ", ending:\n" + tail(log, 30));
+            }
+            return ChildRun.read(result);
+        } finally {
+            if (child.isAlive()) {
+                child.destroyForcibly();
+                child.waitFor(30, TimeUnit.SECONDS);
+            }
+        }
+    }
+
+    private static String tail(Path file, int lines) throws IOException {
+        List<String> all = Files.readAllLines(file);
+        return String.join("\n", all.subList(Math.max(0, all.size() - lines), all.size()));
     }
 
     /**

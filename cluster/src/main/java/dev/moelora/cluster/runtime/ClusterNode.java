@@ -13,6 +13,7 @@ import dev.moelora.proto.frame.DataPlane;
 import java.io.PrintStream;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorRefResolver;
@@ -27,7 +28,8 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  * cluster at the configured seed nodes, starts its data plane on UDP host:data-port, announces
  * itself to the coordinator it finds through the receptionist, then serves the coordinator's
  * requests until the coordinator says the run ended (the process exits 0 when it succeeded, 1
- * when it failed) or leaves without saying so (exit 1).
+ * when it failed) or leaves without saying so (exit 1). A node told to stop (its parent process is
+ * gone: {@link ParentWatch}) leaves the cluster and closes its data plane as at the end of a run (exit 1).
  */
 public final class ClusterNode {
     /** Where nodes find the coordinator: it registers its announcement inbox under this key. */
@@ -60,17 +62,20 @@ public final class ClusterNode {
 
     private record WaitOver() implements Event {}
 
+    private record StopRequested() implements Event {}
+
     /** How one membership of the cluster ended. */
-    private enum Ending { SUCCEEDED, FAILED, COORDINATOR_LOST, NO_COORDINATOR }
+    private enum Ending { SUCCEEDED, FAILED, COORDINATOR_LOST, NO_COORDINATOR, STOPPED }
 
     /**
      * Runs a node until its run ends; returns the process exit code: 0 when the coordinator said
      * the run succeeded, 1 when it said the run failed. A coordinator that leaves without saying
      * (killed, its machine gone) may be started again on the same run directory: the node then
      * leaves the cluster, joins again at the seed nodes and waits up to
-     * {@code recovery.coordinator-wait} for the new coordinator (exit 1 when none comes).
+     * {@code recovery.coordinator-wait} for the new coordinator (exit 1 when none comes). When
+     * {@code stop} completes, the node leaves the cluster at once, whatever it was doing (exit 1).
      */
-    public static int run(String role, RunConfig config, PrintStream out) throws Exception {
+    public static int run(String role, RunConfig config, PrintStream out, CompletionStage<?> stop) throws Exception {
         if (!role.equals("router") && !role.equals("expert")) {
             throw new IllegalArgumentException("--role must be router, expert or coordinator; got '" + role + "'");
         }
@@ -94,10 +99,10 @@ public final class ClusterNode {
         try (DataPlane media = Nodes.media(config)) {
             boolean waitedBefore = false;
             while (true) {
-                Ending ending = member(role, config, media, out, waitedBefore ? config.duration("recovery.coordinator-wait") : null);
+                Ending ending = member(role, config, media, out, waitedBefore ? config.duration("recovery.coordinator-wait") : null, stop);
                 switch (ending) {
                     case SUCCEEDED -> { return status[0] = 0; }
-                    case FAILED, NO_COORDINATOR -> { return status[0] = 1; }
+                    case FAILED, NO_COORDINATOR, STOPPED -> { return status[0] = 1; }
                     case COORDINATOR_LOST -> {
                         waitedBefore = true;
                         out.println(role + ": joining the cluster again to wait up to " + config.duration("recovery.coordinator-wait").toSeconds()
@@ -117,9 +122,11 @@ public final class ClusterNode {
 
     /**
      * One membership: joins, serves the coordinator it finds until the run ends or the coordinator
-     * goes, then leaves. With {@code wait} set, gives up when no coordinator appears within it.
+     * goes, then leaves. With {@code wait} set, gives up when no coordinator appears within it;
+     * when {@code stop} completes (before or during it), leaves at once.
      */
-    private static Ending member(String role, RunConfig config, DataPlane media, PrintStream out, java.time.Duration wait) throws Exception {
+    private static Ending member(String role, RunConfig config, DataPlane media, PrintStream out, java.time.Duration wait,
+                                 CompletionStage<?> stop) throws Exception {
         String host = config.string("cluster.host");
         int dataPort = config.integer("cluster.data-port");
         ChannelSettings channels = new ChannelSettings((int) config.bytes("runtime.term-length"), config.integer("runtime.mtu"));
@@ -154,6 +161,10 @@ public final class ClusterNode {
                 return Behaviors.withTimers(timers -> {
                     if (wait != null) timers.startSingleTimer(new WaitOver(), wait);
                     return Behaviors.receive(Event.class)
+                            .onMessage(StopRequested.class, r -> {
+                                ending[0] = Ending.STOPPED;
+                                return Behaviors.stopped();
+                            })
                             .onMessage(WaitOver.class, w -> {
                                 if (served[0]) return Behaviors.same();
                                 out.println(name + ": no coordinator within " + wait.toSeconds() + " s; stopping");
@@ -185,6 +196,7 @@ public final class ClusterNode {
                 });
             });
             ActorSystem<Event> system = ActorSystem.create(root, "moelora", clusterSettings(config, config.integer("cluster.port")));
+            stop.thenRun(() -> system.tell(new StopRequested()));
             system.getWhenTerminated().toCompletableFuture().get();
             return ending[0];
         } finally {

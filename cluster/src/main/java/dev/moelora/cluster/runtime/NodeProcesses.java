@@ -19,7 +19,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * Starts `moelora node` JVMs on this machine from this JVM's own classpath, on free ports of
  * 127.0.0.1, each logging to a file: how the equivalence test and the runtime benchmark put
- * routers and experts in other processes. Closing stops them (forcibly, after a grace period).
+ * routers and experts in other processes. Closing stops them (forcibly, after a grace period); each
+ * is given this JVM's pid (`--parent-pid`) and stops by itself when this JVM dies without closing.
  */
 public final class NodeProcesses implements AutoCloseable {
     private final List<Process> processes = new ArrayList<>();
@@ -60,18 +61,16 @@ public final class NodeProcesses implements AutoCloseable {
      */
     public Node start(Path config, String role, String name, String heap, int control, List<String> settings) throws IOException {
         int data = freeUdpPort();
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        List<String> cmd = new ArrayList<>(List.of(java, "-Xmx" + heap,
-                "--add-exports", "java.base/jdk.internal.misc=ALL-UNNAMED", "--add-opens", "java.base/java.nio=ALL-UNNAMED",
-                "--enable-native-access=ALL-UNNAMED", "--add-modules", "jdk.incubator.vector",
-                "-cp", System.getProperty("java.class.path"), "dev.moelora.cluster.Main", "node", "--role", role, "-c", config.toString(),
+        // --parent-pid: the node stops when this JVM is gone (killed, OOM-killed) instead of serving a run nobody coordinates
+        List<String> args = new ArrayList<>(List.of("node", "--role", role, "-c", config.toString(),
+                "--parent-pid", Long.toString(ProcessHandle.current().pid()),
                 "--set", "cluster.port=" + control, "--set", "cluster.data-port=" + data));
         for (String s : settings) {
-            cmd.add("--set");
-            cmd.add(s);
+            args.add("--set");
+            args.add(s);
         }
-        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log(name).toFile()));
-        pb.environment().putIfAbsent("OMP_WAIT_POLICY", "PASSIVE");
+        ProcessBuilder pb = ChildJvm.command(List.of("-Xmx" + heap), "dev.moelora.cluster.Main", args)
+                .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log(name).toFile()));
         Process p = pb.start();
         processes.add(p);
         names.add(name);

@@ -101,8 +101,8 @@ class BenchCommandTest {
      * 2 of the suite's ~26 tokens per example), one
      * warm-up and one timed step, every runtime, the distributed one in real JVMs (a router and 1
      * or 2 expert JVMs). A row per point whose tokens are what the runs' metrics.jsonl counted,
-     * the CSV and the SVG. A node that dies fails the run (NodeProcesses.whileAlive); the timeout
-     * fails a hang.
+     * the CSV and the SVG. The single-process and colocated runs ran each in a child JVM of its own.
+     * A node that dies fails the run (NodeProcesses.whileAlive); the timeout fails a hang.
      */
     @Test
     @Timeout(value = 5, unit = TimeUnit.MINUTES)
@@ -123,6 +123,15 @@ class BenchCommandTest {
             tokens = t;
         }
         assertTrue(tokens > 0);
+        // the in-process runs each ran in a JVM of their own (their native buffers end with it), not in the bench's
+        java.util.Set<Long> pids = new java.util.HashSet<>();
+        for (String r : List.of("single-process-e4-b2x1", "colocated-e4-b2x1-n1", "colocated-e4-b2x1-n2")) {
+            Path result = work.resolve(r + ".result.json");
+            assertTrue(Files.exists(result), "no child JVM's result for " + r);
+            long pid = json.readTree(result.toFile()).get("pid").asLong();
+            assertTrue(pid != ProcessHandle.current().pid(), r + " ran in the bench's own JVM (pid " + pid + ")");
+            assertTrue(pids.add(pid), r + " ran in the JVM of an earlier run (pid " + pid + ")");
+        }
         for (int nodes = 1; nodes <= 2; nodes++) {
             Matcher row = Pattern.compile("(?m)^nodes +" + nodes + " +4 +" + nodes + " +2 +" + tokens + "( +\\d+\\.\\d{3}){3} +\\d+\\.\\d\\dx +\\d+\\.\\d\\dx( +\\d+){3}$")
                     .matcher(run.out());
