@@ -30,7 +30,7 @@ class FloatLanesKernelsTest {
 
     @BeforeAll
     static void lanesAreOn() {
-        assertTrue(VectorApi.PRESENT, "the tests run with --add-modules jdk.incubator.vector, so FLOAT tensors take the lanes");
+        assertTrue(VectorApi.PRESENT, "model's tests run with --add-modules jdk.incubator.vector -Dmoelora.vector-kernels=true, so FLOAT tensors take the lanes");
     }
 
     /** The same values as a FLOAT tensor, for the lanes. */
