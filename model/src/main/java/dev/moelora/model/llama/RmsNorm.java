@@ -30,7 +30,7 @@ public final class RmsNorm {
      */
     public void forward(INDArray x, INDArray w, INDArray y, INDArray xhat, INDArray rstd) {
         HostRows xs = new HostRows(x), ys = new HostRows(y), hs = new HostRows(xhat), rs = new HostRows(rstd);
-        double[] weight = weight(w);
+        double[] weight = HostRows.vector(w, channels, "RMSNorm");
         if (xs.floatLanes() && ys.floatLanes() && hs.floatLanes() && rs.floatLanes()) {
             float[] wf = FloatLanes.rounded(weight);
             RowRanges.run((int) xs.rows(), channels, (from, to) -> {
@@ -72,7 +72,7 @@ public final class RmsNorm {
      */
     public void backward(INDArray dy, INDArray w, INDArray xhat, INDArray rstd, INDArray dx) {
         HostRows dys = new HostRows(dy), hs = new HostRows(xhat), rs = new HostRows(rstd), dxs = new HostRows(dx);
-        double[] weight = weight(w);
+        double[] weight = HostRows.vector(w, channels, "RMSNorm");
         if (dys.floatLanes() && hs.floatLanes() && rs.floatLanes() && dxs.floatLanes()) {
             float[] wf = FloatLanes.rounded(weight);
             RowRanges.run((int) dys.rows(), channels, (from, to) -> {
@@ -103,12 +103,5 @@ public final class RmsNorm {
                 dxs.write(r, g);
             }
         });
-    }
-
-    private double[] weight(INDArray w) {
-        if (w.length() != channels) throw new IllegalArgumentException("RMSNorm of " + channels + " channels: weight of " + w.length());
-        double[] weight = new double[channels];
-        new HostRows(w.reshape(1, channels)).read(0, weight);
-        return weight;
     }
 }

@@ -69,7 +69,12 @@ public final class FloatLanes {
 
     /** The largest of x[0, n). */
     public static float max(float[] x, int n) {
-        return scaleAddMax(x, 1f, null, n);
+        int i = 0;
+        FloatVector max = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
+        for (int end = S.loopBound(n); i < end; i += S.length()) max = max.max(FloatVector.fromArray(S, x, i));
+        float m = max.reduceLanes(VectorOperators.MAX);
+        for (; i < n; i++) m = Math.max(m, x[i]);
+        return m;
     }
 
     /** x[i] = exp(x[i] - shift) for i < n; returns their sum (lane partial sums, then the tail). */

@@ -1,5 +1,6 @@
 package dev.moelora.model.nn;
 
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.transforms.strict.Erf;
 import org.nd4j.linalg.factory.Nd4j;
@@ -19,8 +20,8 @@ public final class Gelu {
 
     /** @param cdf (same shape) receives Phi(x), kept for backward */
     public static void forward(INDArray x, INDArray y, INDArray cdf) {
-        HostRows xs = new HostRows(x), ys = new HostRows(y), cs = new HostRows(cdf);
-        if (xs.floatLanes() && ys.floatLanes() && cs.floatLanes()) {
+        if (lanes(x, y, cdf)) {
+            HostRows xs = new HostRows(x), ys = new HostRows(y), cs = new HostRows(cdf);
             int F = xs.width();
             RowRanges.run((int) xs.rows(), F, (from, to) -> {
                 float[] v = new float[F], c = new float[F];
@@ -41,8 +42,8 @@ public final class Gelu {
 
     /** dx = dy * (Phi(x) + x * phi(x)). dx must not alias dy. */
     public static void backward(INDArray dy, INDArray x, INDArray cdf, INDArray dx) {
-        HostRows dys = new HostRows(dy), xs = new HostRows(x), cs = new HostRows(cdf), dxs = new HostRows(dx);
-        if (dys.floatLanes() && xs.floatLanes() && cs.floatLanes() && dxs.floatLanes()) {
+        if (lanes(dy, x, cdf, dx)) {
+            HostRows dys = new HostRows(dy), xs = new HostRows(x), cs = new HostRows(cdf), dxs = new HostRows(dx);
             int F = xs.width();
             RowRanges.run((int) xs.rows(), F, (from, to) -> {
                 float[] d = new float[F], v = new float[F], c = new float[F];
@@ -59,5 +60,12 @@ public final class Gelu {
         dx.assign(x).muli(x).muli(-0.5);
         Transforms.exp(dx, false);
         dx.muli(INV_SQRT_2PI).muli(x).addi(cdf).muli(dy);
+    }
+
+    /** Whether every tensor is FLOAT and the lanes are on: otherwise ND4J's ops, and no host views are made. */
+    private static boolean lanes(INDArray... ts) {
+        if (!VectorApi.PRESENT) return false;
+        for (INDArray t : ts) if (t.dataType() != DataType.FLOAT) return false;
+        return true;
     }
 }

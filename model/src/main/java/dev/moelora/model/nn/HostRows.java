@@ -73,6 +73,17 @@ public final class HostRows {
         }
     }
 
+    /**
+     * The n values of a frozen weight vector ((1, n) or (n)), in double, for a kernel to read once
+     * per call; {@code what} names it in the error when its length is not n.
+     */
+    public static double[] vector(INDArray w, int n, String what) {
+        if (w.length() != n) throw new IllegalArgumentException(what + " of " + n + " channels: weight of " + w.length());
+        double[] v = new double[n];
+        new HostRows(w.reshape(1, n)).read(0, v);
+        return v;
+    }
+
     /** Element c of row r, widened to double. */
     public double get(int r, int c) {
         column(c);

@@ -26,7 +26,7 @@ public final class LayerNorm {
      */
     public void forward(INDArray x, INDArray gamma, INDArray beta, INDArray y, INDArray xhat, INDArray rstd) {
         HostRows xs = new HostRows(x), ys = new HostRows(y), hs = new HostRows(xhat), rs = new HostRows(rstd);
-        double[] g = row(gamma), b = row(beta);
+        double[] g = HostRows.vector(gamma, channels, "LayerNorm"), b = HostRows.vector(beta, channels, "LayerNorm");
         int C = channels;
         if (xs.floatLanes() && ys.floatLanes() && hs.floatLanes() && rs.floatLanes()) {
             float[] gf = FloatLanes.rounded(g), bf = FloatLanes.rounded(b);
@@ -76,7 +76,7 @@ public final class LayerNorm {
      */
     public void backward(INDArray dy, INDArray gamma, INDArray xhat, INDArray rstd, INDArray dx) {
         HostRows dys = new HostRows(dy), hs = new HostRows(xhat), rs = new HostRows(rstd), dxs = new HostRows(dx);
-        double[] gam = row(gamma);
+        double[] gam = HostRows.vector(gamma, channels, "LayerNorm");
         int C = channels;
         if (dys.floatLanes() && hs.floatLanes() && rs.floatLanes() && dxs.floatLanes()) {
             float[] gf = FloatLanes.rounded(gam);
@@ -110,12 +110,5 @@ public final class LayerNorm {
                 dxs.write(r, g);
             }
         });
-    }
-
-    private double[] row(INDArray w) {
-        if (w.length() != channels) throw new IllegalArgumentException("LayerNorm of " + channels + " channels: weight of " + w.length());
-        double[] v = new double[channels];
-        new HostRows(w.reshape(1, channels)).read(0, v);
-        return v;
     }
 }

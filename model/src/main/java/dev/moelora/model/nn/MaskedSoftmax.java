@@ -38,10 +38,7 @@ public final class MaskedSoftmax {
                 float[] s = new float[Tk], m = bias == null ? null : new float[Tk];
                 for (int r = from; r < to; r++) {
                     rows.read(r, s);
-                    if (m != null) {
-                        long b = r / (H * Tq);
-                        biasRows.read((int) (perQuery ? b * Tq + r % Tq : b), m);
-                    }
+                    if (m != null) biasRows.read(biasRow(r, H, Tq, perQuery), m);
                     float max = FloatLanes.scaleAddMax(s, (float) scale, m, Tk);
                     FloatLanes.scale(s, 1f / FloatLanes.expShiftSum(s, max, Tk), Tk);
                     rows.write(r, s);
@@ -53,10 +50,7 @@ public final class MaskedSoftmax {
             double[] s = new double[Tk], m = bias == null ? null : new double[Tk];
             for (int r = from; r < to; r++) {
                 rows.read(r, s);
-                if (m != null) {
-                    long b = r / (H * Tq);
-                    biasRows.read((int) (perQuery ? b * Tq + r % Tq : b), m);
-                }
+                if (m != null) biasRows.read(biasRow(r, H, Tq, perQuery), m);
                 double max = Double.NEGATIVE_INFINITY;
                 for (int j = 0; j < Tk; j++) {
                     double v = scale * s[j] + (m == null ? 0.0 : m[j]);
@@ -73,6 +67,12 @@ public final class MaskedSoftmax {
                 rows.write(r, s);
             }
         });
+    }
+
+    /** The bias row of score row r = ((b * H + h) * Tq + i): (b, i) per query, b per key only. */
+    private static int biasRow(int r, long H, long Tq, boolean perQuery) {
+        long b = r / (H * Tq);
+        return (int) (perQuery ? b * Tq + r % Tq : b);
     }
 
     /**
